@@ -1,0 +1,154 @@
+//! The Public API, Segment-style: bearer-token auth, `{"data":…}` or
+//! `{"errors":[…]}`, cursor pagination, `Accept` versioning, a per-token
+//! rate limit, and no CORS (it is server-side only).
+
+pub mod audit_events;
+pub mod auth;
+pub mod catalog;
+pub mod destinations;
+pub mod error;
+pub mod last_used;
+pub mod openapi;
+pub mod pagination;
+pub mod query;
+pub mod rate_limit;
+pub mod sources;
+pub mod tokens;
+pub mod users;
+pub mod validate;
+pub mod workspace;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
+use serde::Serialize;
+
+use error::ApiError;
+use rate_limit::RateLimitStatus;
+
+/// Media types the API answers with; the first is the default.
+const MEDIA_TYPES: &[&str] = &[
+    "application/vnd.segment.v1+json",
+    "application/vnd.segment.v1beta+json",
+    "application/vnd.segment.v1alpha+json",
+    "application/json",
+];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(workspace::get))
+        .configure(sources::routes)
+        .configure(destinations::routes)
+        .configure(catalog::routes)
+        .configure(tokens::routes)
+        .configure(users::routes)
+        .configure(audit_events::routes);
+}
+
+/// `{"data": …}`.
+pub fn data<T: Serialize>(value: T) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "data": value }))
+}
+
+pub fn created<T: Serialize>(value: T) -> HttpResponse {
+    HttpResponse::Created().json(serde_json::json!({ "data": value }))
+}
+
+pub fn deleted() -> HttpResponse {
+    data(serde_json::json!({ "status": "SUCCESS" }))
+}
+
+/// The chosen media type for an `Accept` header, or None for 406. A missing
+/// header, `*/*` and `application/*` get the default.
+fn negotiate(accept: Option<&str>) -> Option<&'static str> {
+    let Some(accept) = accept else {
+        return Some(MEDIA_TYPES[0]);
+    };
+    for item in accept.split(',') {
+        let media = item
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if media == "*/*" || media == "application/*" || media.is_empty() {
+            return Some(MEDIA_TYPES[0]);
+        }
+        if let Some(m) = MEDIA_TYPES.iter().find(|m| **m == media) {
+            return Some(m);
+        }
+    }
+    None
+}
+
+/// Around every Public API request: content negotiation on the way in;
+/// rate-limit headers and the negotiated Content-Type on the way out.
+pub async fn conventions(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let Some(media) = negotiate(accept.as_deref()) else {
+        let error = ApiError::NotAcceptable(format!(
+            "cannot answer with {}; accept one of {}",
+            accept.unwrap_or_default(),
+            MEDIA_TYPES.join(", ")
+        ));
+        return Ok(req
+            .into_response(error.error_response())
+            .map_into_right_body());
+    };
+    let mut res = next.call(req).await?;
+    let status = res.request().extensions().get::<RateLimitStatus>().copied();
+    let headers = res.headers_mut();
+    if let Some(s) = status {
+        headers.insert(
+            header::HeaderName::from_static("x-ratelimit-consumed"),
+            HeaderValue::from(s.consumed),
+        );
+        headers.insert(
+            header::HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(s.remaining),
+        );
+        headers.insert(
+            header::HeaderName::from_static("x-ratelimit-reset"),
+            HeaderValue::from(s.reset_secs),
+        );
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    }
+    Ok(res.map_into_left_body())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::negotiate;
+
+    #[test]
+    fn negotiation() {
+        assert_eq!(negotiate(None), Some("application/vnd.segment.v1+json"));
+        assert_eq!(
+            negotiate(Some("*/*")),
+            Some("application/vnd.segment.v1+json")
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.segment.v1beta+json")),
+            Some("application/vnd.segment.v1beta+json")
+        );
+        assert_eq!(
+            negotiate(Some("application/json; charset=utf-8")),
+            Some("application/json")
+        );
+        assert_eq!(negotiate(Some("text/html")), None);
+        assert_eq!(negotiate(Some("application/vnd.segment.v2+json")), None);
+    }
+}

@@ -1,0 +1,340 @@
+//! The `leakguard` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::api::auth::Role;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::scanning::simulate::{self, DevKey};
+use crate::startup::Application;
+
+#[derive(Parser)]
+#[command(
+    name = "leakguard",
+    version,
+    about = "Public API tokens with GitHub secret scanning built in"
+)]
+pub struct Cli {
+    /// A TOML file with settings (same keys as the LEAKGUARD_* variables, lower case, no prefix).
+    #[arg(long, global = true, env = "LEAKGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve HTTP and deliver email; applies pending migrations first.
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage workspaces.
+    Workspace {
+        #[command(subcommand)]
+        command: WorkspaceCommand,
+    },
+    /// Manage Public API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Inspect and retry queued email.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+    /// Audit-trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Local GitHub stand-in.
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+    /// Send GitHub-shaped alerts.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum WorkspaceCommand {
+    /// Create a workspace, its owner and an owner token (printed once).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        owner_email: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token (printed once).
+    Create {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "member", value_parser = ["owner", "member", "read_only"])]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// List queued, sent and dead messages.
+    List {
+        /// Only messages that exhausted their attempts.
+        #[arg(long)]
+        dead: bool,
+    },
+    /// Queue a dead message again for a fresh series of attempts.
+    Retry { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check every workspace's hash chain; exits 1 at the first break.
+    Verify,
+}
+
+#[derive(Subcommand)]
+pub enum DevCommand {
+    /// Write a P-256 key pair and a GitHub-format key set into DIR.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AlertCommand {
+    /// Sign an alert as GitHub does, POST it and print the feedback.
+    Simulate {
+        /// The endpoint, e.g. http://127.0.0.1:8080/secret-scanning/github
+        #[arg(long)]
+        url: String,
+        /// Directory written by `leakguard dev keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The leaked token (repeat for a batch).
+        #[arg(long, required = true)]
+        token: Vec<String>,
+        #[arg(long, default_value = "commit")]
+        source: String,
+        /// Where the token was "found".
+        #[arg(long, default_value = "https://github.com/example/repo/blob/main/.env")]
+        location: String,
+        #[arg(long = "type", default_value = crate::token::TOKEN_TYPE)]
+        token_type: String,
+    },
+}
+
+/// Exit codes: 0 success, 1 failure, 2 bad settings or usage.
+pub async fn run(cli: Cli) -> i32 {
+    if let Some(path) = &cli.config {
+        std::env::set_var("LEAKGUARD_CONFIG", path);
+    }
+    // Commands that need no settings.
+    match &cli.command {
+        Command::Dev {
+            command: DevCommand::Keygen { out },
+        } => return report(keygen(out)),
+        Command::Alert { command } => return report(simulate_alert(command).await),
+        _ => {}
+    }
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            for line in &e.0 {
+                eprintln!("error: {line}");
+            }
+            return 2;
+        }
+    };
+    crate::telemetry::init(settings.log_format);
+    let result = match cli.command {
+        Command::Serve => serve(settings).await,
+        command => with_db(&settings, command).await,
+    };
+    report(result)
+}
+
+fn report(result: anyhow::Result<()>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bind = settings.bind;
+    let scheme = if settings.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let app = Application::build(settings).await?;
+    tracing::info!("listening on {scheme}://{}:{}", bind.ip(), app.port());
+    app.run_until_stopped().await
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database_url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open {}: {e}",
+            crate::telemetry::redact_url(&settings.database_url)
+        )
+    })?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).expect("serialisable")
+    );
+}
+
+async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    let db = connect(settings).await?;
+    match command {
+        Command::Migrate => eprintln!("migrations applied"),
+        Command::Workspace {
+            command: WorkspaceCommand::Create { name, owner_email },
+        } => {
+            let created = crate::api::workspace::create(&db, &name, &owner_email).await?;
+            print_json(&created);
+        }
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    workspace,
+                    name,
+                    role,
+                },
+        } => {
+            let exists = sqlx::query("SELECT 1 FROM workspaces WHERE id = $1")
+                .bind(&workspace)
+                .fetch_optional(db.pool())
+                .await?
+                .is_some();
+            anyhow::ensure!(exists, "no workspace with id {workspace:?}");
+            let name = name.trim();
+            anyhow::ensure!(
+                !name.is_empty() && name.chars().count() <= crate::api::validate::MAX_NAME,
+                "--name must be 1 to {} characters",
+                crate::api::validate::MAX_NAME
+            );
+            let role = Role::parse(&role).expect("clap checked the role");
+            let mut tx = db.begin().await?;
+            let minted =
+                crate::api::tokens::mint(&mut tx, &workspace, name, role, crate::audit::CLI_ACTOR)
+                    .await?;
+            tx.commit().await?;
+            print_json(&serde_json::json!({
+                "token": minted.secret.expose(),
+                "id": minted.record.id,
+                "workspaceId": workspace,
+                "name": minted.record.name,
+                "role": minted.record.role,
+                "hint": minted.record.hint,
+            }));
+        }
+        Command::Outbox {
+            command: OutboxCommand::List { dead },
+        } => print_json(&crate::notify::outbox::list(&db, dead).await?),
+        Command::Outbox {
+            command: OutboxCommand::Retry { id },
+        } => {
+            anyhow::ensure!(
+                crate::notify::outbox::retry(&db, &id).await?,
+                "no unsent message with id {id:?}"
+            );
+            eprintln!("message {id} queued again");
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let (checked, breaks) = crate::audit::verify(&db).await?;
+            if let Some(first) = breaks.first() {
+                for b in &breaks {
+                    eprintln!(
+                        "BROKEN workspace {} at event {} ({}): {}",
+                        b.workspace_id,
+                        b.seq,
+                        b.event_id.as_deref().unwrap_or("missing"),
+                        b.reason
+                    );
+                }
+                anyhow::bail!(
+                    "audit trail of workspace {} is broken at event {}",
+                    first.workspace_id,
+                    first.event_id.as_deref().unwrap_or("(removed)")
+                );
+            }
+            println!("audit trail intact: {checked} workspace(s) verified");
+        }
+        Command::Serve | Command::Dev { .. } | Command::Alert { .. } => unreachable!(),
+    }
+    db.close().await;
+    Ok(())
+}
+
+fn keygen(out: &std::path::Path) -> anyhow::Result<()> {
+    let key = DevKey::generate();
+    key.write_to(out)?;
+    let set = std::fs::canonicalize(out.join(simulate::KEY_SET_FILE))?;
+    println!(
+        "wrote {} and {}",
+        out.join(simulate::PRIVATE_KEY_FILE).display(),
+        set.display()
+    );
+    println!("key identifier: {}", key.identifier());
+    println!(
+        "serve with: LEAKGUARD_GITHUB_KEYS_URL=file://{}",
+        set.display()
+    );
+    Ok(())
+}
+
+async fn simulate_alert(command: &AlertCommand) -> anyhow::Result<()> {
+    let AlertCommand::Simulate {
+        url,
+        key,
+        token,
+        source,
+        location,
+        token_type,
+    } = command;
+    let dev = DevKey::read_from(key)?;
+    let tokens: Vec<&str> = token.iter().map(String::as_str).collect();
+    let body = simulate::alert_body(&tokens, token_type, location, source);
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header(crate::scanning::KEY_ID_HEADER, dev.identifier())
+        .header(crate::scanning::SIGNATURE_HEADER, dev.sign(&body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach {url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(json) => print_json(&json),
+        Err(_) => println!("{text}"),
+    }
+    anyhow::ensure!(status.is_success(), "the endpoint answered {status}");
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! Typed settings. Every value comes from a `LEAKGUARD_*` environment variable
+//! or from the same key (lower case, without the prefix) in an optional TOML
+//! file named by `LEAKGUARD_CONFIG`; the environment wins. Every bad value is
+//! reported, by name, before anything starts.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub bind: SocketAddr,
+    pub public_url: String,
+    pub log_format: LogFormat,
+
+    pub github_keys_url: String,
+    pub github_token: Option<SecretString>,
+    /// Lower bound between two key-set fetches, so random key identifiers
+    /// cannot make us hammer GitHub.
+    pub github_keys_min_refetch: Duration,
+    pub max_alert_bytes: usize,
+    pub max_body_bytes: usize,
+
+    pub smtp_url: Option<SecretString>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<SecretString>,
+    pub smtp_timeout: Duration,
+    pub mail_dir: PathBuf,
+    pub mail_from: String,
+
+    pub outbox_max_attempts: u32,
+    pub outbox_backoff_base: Duration,
+    pub outbox_poll_interval: Duration,
+    pub outbox_lease: Duration,
+
+    pub rate_limit_burst: u32,
+    pub rate_limit_per_second: f64,
+
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+/// One line per bad setting, each naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct SettingsError(pub Vec<String>);
+
+pub const ENV_PREFIX: &str = "LEAKGUARD_";
+
+impl Settings {
+    /// Settings from the process environment and the optional TOML file.
+    pub fn load() -> Result<Settings, SettingsError> {
+        let mut raw = BTreeMap::new();
+        if let Ok(path) = std::env::var("LEAKGUARD_CONFIG") {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                SettingsError(vec![format!("LEAKGUARD_CONFIG: cannot read {path}: {e}")])
+            })?;
+            raw.extend(parse_toml(&path, &text)?);
+        }
+        for (key, value) in std::env::vars() {
+            if let Some(name) = key.strip_prefix(ENV_PREFIX) {
+                if name != "CONFIG" && name != "TEST_DATABASE_URL" {
+                    raw.insert(name.to_ascii_uppercase(), value);
+                }
+            }
+        }
+        Settings::from_map(&raw)
+    }
+
+    /// Settings from `KEY=value` pairs, keys without the prefix
+    /// (`DATABASE_URL`). Unknown keys are errors: a typo must not silently
+    /// fall back to a default.
+    pub fn from_map(raw: &BTreeMap<String, String>) -> Result<Settings, SettingsError> {
+        let mut p = Parser {
+            raw,
+            errors: Vec::new(),
+        };
+        let settings = Settings {
+            database_url: p.string("DATABASE_URL", "sqlite://leakguard.db"),
+            bind: p.parse(
+                "BIND",
+                "127.0.0.1:8080",
+                "a socket address like 127.0.0.1:8080",
+            ),
+            public_url: p.url("PUBLIC_URL", "http://127.0.0.1:8080"),
+            log_format: p.log_format(),
+            github_keys_url: p.url(
+                "GITHUB_KEYS_URL",
+                "https://api.github.com/meta/public_keys/secret_scanning",
+            ),
+            github_token: p.secret("GITHUB_TOKEN"),
+            github_keys_min_refetch: p.seconds("GITHUB_KEYS_MIN_REFETCH_SECS", 60.0),
+            max_alert_bytes: p.positive("MAX_ALERT_BYTES", 8 * 1024 * 1024),
+            max_body_bytes: p.positive("MAX_BODY_BYTES", 1024 * 1024),
+            smtp_url: p.secret("SMTP_URL"),
+            smtp_username: p.optional("SMTP_USERNAME"),
+            smtp_password: p.secret("SMTP_PASSWORD"),
+            smtp_timeout: p.seconds("SMTP_TIMEOUT_SECS", 10.0),
+            mail_dir: PathBuf::from(p.string("MAIL_DIR", "./mail")),
+            mail_from: p.string("MAIL_FROM", "leakguard <leakguard@localhost>"),
+            outbox_max_attempts: p.positive("OUTBOX_MAX_ATTEMPTS", 10),
+            outbox_backoff_base: p.seconds("OUTBOX_BACKOFF_BASE_SECS", 2.0),
+            outbox_poll_interval: p.seconds("OUTBOX_POLL_SECS", 5.0),
+            outbox_lease: p.seconds("OUTBOX_LEASE_SECS", 60.0),
+            rate_limit_burst: p.positive("RATE_LIMIT_BURST", 120),
+            rate_limit_per_second: p.parse("RATE_LIMIT_PER_SECOND", "20", "a number"),
+            tls_cert: p.optional("TLS_CERT").map(PathBuf::from),
+            tls_key: p.optional("TLS_KEY").map(PathBuf::from),
+        };
+        p.check_database_url(&settings.database_url);
+        p.check_smtp(&settings);
+        if settings.tls_cert.is_some() != settings.tls_key.is_some() {
+            p.errors
+                .push("LEAKGUARD_TLS_CERT / LEAKGUARD_TLS_KEY: set both or neither".to_string());
+        }
+        if settings.rate_limit_per_second <= 0.0 || settings.rate_limit_per_second.is_nan() {
+            p.errors
+                .push("LEAKGUARD_RATE_LIMIT_PER_SECOND: must be a positive number".to_string());
+        }
+        for key in raw.keys() {
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                p.errors.push(format!("{ENV_PREFIX}{key}: unknown setting"));
+            }
+        }
+        if p.errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError(p.errors))
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "DATABASE_URL",
+    "BIND",
+    "PUBLIC_URL",
+    "LOG_FORMAT",
+    "GITHUB_KEYS_URL",
+    "GITHUB_TOKEN",
+    "GITHUB_KEYS_MIN_REFETCH_SECS",
+    "MAX_ALERT_BYTES",
+    "MAX_BODY_BYTES",
+    "SMTP_URL",
+    "SMTP_USERNAME",
+    "SMTP_PASSWORD",
+    "SMTP_TIMEOUT_SECS",
+    "MAIL_DIR",
+    "MAIL_FROM",
+    "OUTBOX_MAX_ATTEMPTS",
+    "OUTBOX_BACKOFF_BASE_SECS",
+    "OUTBOX_POLL_SECS",
+    "OUTBOX_LEASE_SECS",
+    "RATE_LIMIT_BURST",
+    "RATE_LIMIT_PER_SECOND",
+    "TLS_CERT",
+    "TLS_KEY",
+];
+
+fn parse_toml(path: &str, text: &str) -> Result<BTreeMap<String, String>, SettingsError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| SettingsError(vec![format!("LEAKGUARD_CONFIG: {path}: {e}")]))?;
+    Ok(table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (key.to_ascii_uppercase(), value)
+        })
+        .collect())
+}
+
+struct Parser<'a> {
+    raw: &'a BTreeMap<String, String>,
+    errors: Vec<String>,
+}
+
+impl Parser<'_> {
+    fn optional(&self, key: &str) -> Option<String> {
+        self.raw
+            .get(key)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, key: &str, default: &str) -> String {
+        self.optional(key).unwrap_or_else(|| default.to_string())
+    }
+
+    fn secret(&self, key: &str) -> Option<SecretString> {
+        self.optional(key).map(SecretString::from)
+    }
+
+    fn parse<T: FromStr>(&mut self, key: &str, default: &str, expected: &str) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let value = self.string(key, default);
+        match value.parse() {
+            Ok(v) => v,
+            Err(e) => {
+                self.errors.push(format!(
+                    "{ENV_PREFIX}{key}: expected {expected}, got {value:?} ({e})"
+                ));
+                default.parse().ok().expect("defaults parse")
+            }
+        }
+    }
+
+    fn positive<T: FromStr + Default + PartialEq + ToString + Copy>(
+        &mut self,
+        key: &str,
+        default: T,
+    ) -> T
+    where
+        T::Err: std::fmt::Display,
+    {
+        let v: T = self.parse(key, &default.to_string(), "a positive whole number");
+        if v == T::default() {
+            self.errors
+                .push(format!("{ENV_PREFIX}{key}: must be greater than zero"));
+            return default;
+        }
+        v
+    }
+
+    fn seconds(&mut self, key: &str, default: f64) -> Duration {
+        let v: f64 = self.parse(key, &default.to_string(), "a number of seconds");
+        if !(v.is_finite() && v > 0.0) {
+            self.errors.push(format!(
+                "{ENV_PREFIX}{key}: must be a positive number of seconds"
+            ));
+            return Duration::from_secs_f64(default);
+        }
+        Duration::from_secs_f64(v)
+    }
+
+    fn url(&mut self, key: &str, default: &str) -> String {
+        let value = self.string(key, default);
+        match url::Url::parse(&value) {
+            Ok(u) if ["http", "https", "file"].contains(&u.scheme()) => {
+                value.trim_end_matches('/').to_string()
+            }
+            Ok(u) => {
+                self.errors.push(format!(
+                    "{ENV_PREFIX}{key}: unsupported scheme {:?} (use http, https or file)",
+                    u.scheme()
+                ));
+                default.to_string()
+            }
+            Err(e) => {
+                self.errors
+                    .push(format!("{ENV_PREFIX}{key}: not a URL: {value:?} ({e})"));
+                default.to_string()
+            }
+        }
+    }
+
+    fn log_format(&mut self) -> LogFormat {
+        match self.string("LOG_FORMAT", "pretty").as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                self.errors.push(format!(
+                    "{ENV_PREFIX}LOG_FORMAT: expected pretty or json, got {other:?}"
+                ));
+                LogFormat::Pretty
+            }
+        }
+    }
+
+    fn check_database_url(&mut self, url: &str) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            self.errors.push(format!(
+                "{ENV_PREFIX}DATABASE_URL: expected sqlite://PATH or postgres://..., got {:?}",
+                crate::telemetry::redact_url(url)
+            ));
+        }
+    }
+
+    fn check_smtp(&mut self, settings: &Settings) {
+        use secrecy::ExposeSecret;
+        if let Some(url) = &settings.smtp_url {
+            match url::Url::parse(url.expose_secret()) {
+                Ok(u) if u.scheme() == "smtp" || u.scheme() == "smtps" => {
+                    if u.host_str().is_none_or(str::is_empty) {
+                        self.errors
+                            .push(format!("{ENV_PREFIX}SMTP_URL: missing host"));
+                    }
+                }
+                _ => self.errors.push(format!(
+                    "{ENV_PREFIX}SMTP_URL: expected smtp://host:port or smtps://host:port"
+                )),
+            }
+        }
+        if lettre::message::Mailbox::from_str(&settings.mail_from).is_err() {
+            self.errors.push(format!(
+                "{ENV_PREFIX}MAIL_FROM: not a mailbox: {:?}",
+                settings.mail_from
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::from_map(&BTreeMap::new()).unwrap();
+        assert_eq!(s.database_url, "sqlite://leakguard.db");
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.max_alert_bytes, 8 * 1024 * 1024);
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let err = Settings::from_map(&map(&[
+            ("BIND", "nowhere"),
+            ("LOG_FORMAT", "xml"),
+            ("OUTBOX_MAX_ATTEMPTS", "0"),
+            ("SMTP_URL", "http://x"),
+            ("BOGUS", "1"),
+        ]))
+        .unwrap_err();
+        let text = err.to_string();
+        for name in [
+            "LEAKGUARD_BIND",
+            "LEAKGUARD_LOG_FORMAT",
+            "LEAKGUARD_OUTBOX_MAX_ATTEMPTS",
+            "LEAKGUARD_SMTP_URL",
+            "LEAKGUARD_BOGUS",
+        ] {
+            assert!(text.contains(name), "{name} missing from {text}");
+        }
+        assert_eq!(err.0.len(), 5);
+    }
+}

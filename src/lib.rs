@@ -1,0 +1,19 @@
+//! leakguard: a Public API token issuer with GitHub secret scanning built in.
+//! `main.rs` only parses the command line; everything else lives here so
+//! that tests can drive it.
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod id;
+pub mod metrics;
+pub mod notify;
+pub mod revocation;
+pub mod scanning;
+pub mod startup;
+pub mod telemetry;
+pub mod time;
+pub mod tls;
+pub mod token;

@@ -1,0 +1,137 @@
+//! Where mail goes: an SMTP server (`LEAKGUARD_SMTP_URL`) or, when none is
+//! configured, a directory of .eml files for local runs.
+
+use std::path::PathBuf;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use super::outbox::ClaimedMessage;
+use crate::config::Settings;
+
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Directory(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Retrying cannot help (an address that does not parse).
+    #[error("{0}")]
+    Permanent(String),
+    #[error("{0}")]
+    Transient(String),
+}
+
+impl Transport {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Transport> {
+        let Some(url) = &settings.smtp_url else {
+            return Ok(Transport::Directory(settings.mail_dir.clone()));
+        };
+        let url = url::Url::parse(url.expose_secret())?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("LEAKGUARD_SMTP_URL has no host"))?
+            .to_string();
+        let tls_params = TlsParameters::new(host.clone())?;
+        let (tls, default_port) = match url.scheme() {
+            "smtps" => (Tls::Wrapper(tls_params), 465),
+            // STARTTLS when the server offers it: mail catchers do not.
+            _ => (Tls::Opportunistic(tls_params), 25),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+            .port(url.port().unwrap_or(default_port))
+            .tls(tls)
+            .timeout(Some(settings.smtp_timeout));
+        let user = settings
+            .smtp_username
+            .clone()
+            .or_else(|| (!url.username().is_empty()).then(|| percent_decode(url.username())));
+        let password = settings
+            .smtp_password
+            .as_ref()
+            .map(|p| p.expose_secret().to_string())
+            .or_else(|| url.password().map(percent_decode));
+        if let (Some(user), Some(password)) = (user, password) {
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        Ok(Transport::Smtp(builder.build()))
+    }
+
+    /// For the start-up log line.
+    pub fn describe(&self) -> String {
+        match self {
+            Transport::Smtp(_) => "SMTP".to_string(),
+            Transport::Directory(dir) => format!(
+                "no LEAKGUARD_SMTP_URL set: emails are written as .eml files to {}",
+                dir.display()
+            ),
+        }
+    }
+
+    pub async fn send(&self, from: &Mailbox, message: &ClaimedMessage) -> Result<(), SendError> {
+        let to: Mailbox = message
+            .recipient
+            .parse()
+            .map_err(|e| SendError::Permanent(format!("bad recipient address: {e}")))?;
+        let email = Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(&message.subject)
+            .message_id(Some(message.message_id.clone()))
+            .date_now()
+            .multipart(MultiPart::alternative_plain_html(
+                message.body_text.clone(),
+                message.body_html.clone(),
+            ))
+            .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
+        match self {
+            Transport::Smtp(smtp) => smtp
+                .send(email)
+                .await
+                .map(|_| ())
+                .map_err(|e| SendError::Transient(smtp_error_text(&e))),
+            Transport::Directory(dir) => {
+                tokio::fs::create_dir_all(dir)
+                    .await
+                    .map_err(|e| SendError::Transient(format!("{}: {e}", dir.display())))?;
+                let path = dir.join(format!(
+                    "{}-{}.eml",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+                    message.id
+                ));
+                tokio::fs::write(&path, email.formatted())
+                    .await
+                    .map_err(|e| SendError::Transient(format!("{}: {e}", path.display())))
+            }
+        }
+    }
+}
+
+/// lettre's errors can quote the server's reply, which may echo the
+/// recipient; keep the status and the kind only.
+fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_permanent() {
+        "permanent SMTP error"
+    } else if e.is_transient() {
+        "transient SMTP error"
+    } else if e.is_timeout() {
+        "SMTP timeout"
+    } else {
+        "SMTP connection error"
+    };
+    match e.status() {
+        Some(code) => format!("{kind} {code}"),
+        None => kind.to_string(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,239 @@
+//! `POST /secret-scanning/github`.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::alert::{self, Feedback, Label};
+use super::keys::KeyLookup;
+use super::signature::decode_signature;
+use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
+use crate::api::error::ApiError;
+use crate::db::placeholders;
+use crate::revocation::{self, LeakAlert, Report, TokenRecord, TOKEN_RECORD_COLUMNS};
+use crate::startup::AppState;
+use crate::time::now_micros;
+use crate::token::{sha256_hex, PublicToken};
+
+pub async fn github_alert(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let result = handle(&req, payload, &state).await;
+    let outcome = match &result {
+        Ok(_) => "processed",
+        Err(ApiError::Unauthorized(_)) => "bad_signature",
+        Err(ApiError::PayloadTooLarge(_)) => "too_large",
+        Err(ApiError::Validation(_) | ApiError::BadRequest(_)) => "malformed",
+        Err(ApiError::Unavailable(_)) => "unavailable",
+        Err(_) => "error",
+    };
+    state.metrics.alerts.with_label_values(&[outcome]).inc();
+    state
+        .metrics
+        .alert_latency
+        .observe(started.elapsed().as_secs_f64());
+    if let Err(e) = &result {
+        tracing::warn!(outcome, error = %e, "alert rejected");
+    }
+    result
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    // Header names are case-insensitive in actix's HeaderMap.
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let key_id = header(KEY_ID_HEADER)
+        .ok_or_else(|| ApiError::Unauthorized(format!("missing {KEY_ID_HEADER} header")))?
+        .to_string();
+    let signature = header(SIGNATURE_HEADER)
+        .ok_or_else(|| ApiError::Unauthorized(format!("missing {SIGNATURE_HEADER} header")))?;
+    let signature = decode_signature(signature).ok_or_else(|| {
+        ApiError::Unauthorized(format!("{SIGNATURE_HEADER} is not standard base64"))
+    })?;
+    let body = read_limited(req, payload, state.settings.max_alert_bytes).await?;
+
+    let key = match state.keys.lookup(&key_id).await {
+        KeyLookup::Found(key) => key,
+        KeyLookup::Unknown => {
+            return Err(ApiError::Unauthorized(
+                "unknown key identifier: not in GitHub's key set".into(),
+            ))
+        }
+        KeyLookup::Unavailable => {
+            return Err(ApiError::Unavailable(
+                "GitHub's key set is not available yet; retry later".into(),
+            ))
+        }
+    };
+    // Verify the raw bytes before parsing anything.
+    if !key.verify(&body, &signature) {
+        return Err(ApiError::Unauthorized(
+            "the signature does not match the body".into(),
+        ));
+    }
+    let reported = alert::parse(&body).map_err(|message| {
+        ApiError::Validation(vec![crate::api::error::FieldError::new("body", message)])
+    })?;
+
+    let feedback = process(state, &key_id, reported).await?;
+    Ok(HttpResponse::Ok().json(feedback))
+}
+
+/// Classifies, looks up and revokes; returns GitHub's feedback array.
+async fn process(
+    state: &AppState,
+    key_id: &str,
+    reported: Vec<alert::ReportedToken>,
+) -> Result<Vec<Feedback>, ApiError> {
+    let total = reported.len();
+    // A duplicate within one batch counts once.
+    let mut seen = HashSet::with_capacity(reported.len());
+    let reported: Vec<_> = reported
+        .into_iter()
+        .filter(|r| seen.insert(r.token.clone()))
+        .collect();
+
+    // Tokens with a wrong prefix or checksum are not ours: no database work.
+    let candidates: HashMap<String, usize> = reported
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| PublicToken::parse(&r.token).ok().map(|t| (t.hash(), i)))
+        .collect();
+    let found = lookup_by_hash(state, candidates.keys().map(String::as_str).collect()).await?;
+
+    let matches: Vec<(TokenRecord, Report)> = found
+        .into_iter()
+        .map(|record| {
+            let r = &reported[candidates[&record.token_hash]];
+            let report = Report {
+                url: r.url.clone().unwrap_or_default(),
+                source: r.source.clone().unwrap_or_default(),
+                token_type: r.token_type.clone().unwrap_or_default(),
+            };
+            (record, report)
+        })
+        .collect();
+    let ours: HashSet<usize> = matches
+        .iter()
+        .map(|(t, _)| candidates[&t.token_hash])
+        .collect();
+
+    let leak = LeakAlert {
+        id: crate::id::new_id(),
+        received_at: now_micros(),
+        key_identifier: key_id.to_string(),
+        reported: total,
+    };
+    let mut tx = state.db.begin().await?;
+    let outcome = revocation::revoke_leaked(&mut tx, &state.notifier, &leak, &matches)
+        .await
+        .map_err(|e| match e.downcast::<sqlx::Error>() {
+            Ok(db) => ApiError::from(db),
+            Err(other) => ApiError::Internal(other),
+        })?;
+    tx.commit().await?;
+    state.notifier.queued(outcome.emails_queued);
+    state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
+    tracing::info!(
+        alert_id = %leak.id,
+        reported = total,
+        matched = matches.len(),
+        revoked = outcome.revoked,
+        emails = outcome.emails_queued,
+        "alert processed"
+    );
+
+    let feedback: Vec<Feedback> = reported
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let token_type = r.token_type.unwrap_or_default();
+            if ours.contains(&i) {
+                Feedback {
+                    token_raw: Some(r.token),
+                    token_hash: None,
+                    token_type,
+                    label: Label::TruePositive,
+                }
+            } else {
+                Feedback {
+                    token_raw: None,
+                    token_hash: Some(sha256_hex(r.token.as_bytes())),
+                    token_type,
+                    label: Label::FalsePositive,
+                }
+            }
+        })
+        .collect();
+    let true_positives = ours.len() as u64;
+    let labels = &state.metrics.tokens_reported;
+    labels
+        .with_label_values(&["true_positive"])
+        .inc_by(true_positives);
+    labels
+        .with_label_values(&["false_positive"])
+        .inc_by(feedback.len() as u64 - true_positives);
+    Ok(feedback)
+}
+
+/// One query per 500 hashes (bind-parameter limits), outside the write
+/// transaction: the revoking UPDATE re-checks `revoked_at` itself.
+async fn lookup_by_hash(state: &AppState, hashes: Vec<&str>) -> Result<Vec<TokenRecord>, ApiError> {
+    let mut found = Vec::new();
+    for chunk in hashes.chunks(500) {
+        let sql = format!(
+            "SELECT {TOKEN_RECORD_COLUMNS} FROM tokens WHERE token_hash IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for h in chunk {
+            query = query.bind(*h);
+        }
+        let rows = query.fetch_all(state.db.pool()).await?;
+        found.extend(rows.iter().map(revocation::token_record));
+    }
+    Ok(found)
+}
+
+/// Reads the body up to `limit` bytes; more is a 413 without reading on.
+async fn read_limited(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge(format!("the alert exceeds {limit} bytes"));
+    if let Some(length) = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if length > limit {
+            return Err(too_large());
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

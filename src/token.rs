@@ -1,0 +1,174 @@
+//! Public API tokens: `sgp_` + 58 random base62 characters + a 6-character
+//! base62 CRC32 checksum. The checksum lets the scanner discard look-alikes
+//! without a database round trip; the plaintext is never stored, only its
+//! SHA-256 and a four-character hint.
+
+use std::fmt;
+
+use ring::rand::{SecureRandom, SystemRandom};
+
+use crate::id::BASE62;
+
+pub const PREFIX: &str = "sgp_";
+const RANDOM_LEN: usize = 58;
+const CHECKSUM_LEN: usize = 6;
+pub const TOKEN_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
+/// The regular expression to register with GitHub.
+pub const TOKEN_REGEX: &str = r"\bsgp_[A-Za-z0-9]{64}\b";
+/// The secret type name registered with GitHub's partner program.
+pub const TOKEN_TYPE: &str = "leakguard_public_api_token";
+
+/// A token that has the right shape and a valid checksum. It may still be
+/// unknown or revoked: that is the database's question.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicToken(String);
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenFormatError {
+    #[error("the token does not start with sgp_")]
+    Prefix,
+    #[error("the token must be sgp_ followed by 64 letters and digits")]
+    Shape,
+    #[error("the token's checksum does not match")]
+    Checksum,
+}
+
+impl PublicToken {
+    /// A fresh token from the operating system's CSPRNG.
+    pub fn generate() -> PublicToken {
+        let rng = SystemRandom::new();
+        let mut body = String::with_capacity(TOKEN_LEN);
+        body.push_str(PREFIX);
+        let mut buf = [0u8; 64];
+        while body.len() < PREFIX.len() + RANDOM_LEN {
+            rng.fill(&mut buf).expect("the system CSPRNG failed");
+            // 248 = 4 * 62: rejecting bytes above it keeps every character
+            // equally likely.
+            for b in buf.iter().filter(|b| **b < 248) {
+                if body.len() == PREFIX.len() + RANDOM_LEN {
+                    break;
+                }
+                body.push(BASE62[(*b % 62) as usize] as char);
+            }
+        }
+        body.push_str(&checksum(&body));
+        PublicToken(body)
+    }
+
+    pub fn parse(candidate: &str) -> Result<PublicToken, TokenFormatError> {
+        if !candidate.starts_with(PREFIX) {
+            return Err(TokenFormatError::Prefix);
+        }
+        if candidate.len() != TOKEN_LEN
+            || !candidate[PREFIX.len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        {
+            return Err(TokenFormatError::Shape);
+        }
+        let (body, sum) = candidate.split_at(TOKEN_LEN - CHECKSUM_LEN);
+        if checksum(body) != sum {
+            return Err(TokenFormatError::Checksum);
+        }
+        Ok(PublicToken(candidate.to_string()))
+    }
+
+    /// SHA-256 of the whole token, lower-case hex: what the database keys on.
+    pub fn hash(&self) -> String {
+        sha256_hex(self.0.as_bytes())
+    }
+
+    /// The last four characters, shown to owners to tell tokens apart.
+    pub fn hint(&self) -> &str {
+        &self.0[TOKEN_LEN - 4..]
+    }
+
+    /// The plaintext, for the one response that hands it to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PublicToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicToken(…{})", self.hint())
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
+}
+
+fn checksum(body: &str) -> String {
+    let mut n = crc32fast::hash(body.as_bytes());
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse_and_differ() {
+        let a = PublicToken::generate();
+        let b = PublicToken::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 68);
+        assert_eq!(PublicToken::parse(a.expose()).unwrap(), a);
+        assert_eq!(a.hash().len(), 64);
+        assert_eq!(a.hint(), &a.expose()[64..]);
+    }
+
+    #[test]
+    fn rejects_bad_checksum_shape_and_prefix() {
+        let t = PublicToken::generate();
+        let mut chars: Vec<char> = t.expose().chars().collect();
+        chars[10] = if chars[10] == 'a' { 'b' } else { 'a' };
+        let flipped: String = chars.into_iter().collect();
+        assert_eq!(
+            PublicToken::parse(&flipped),
+            Err(TokenFormatError::Checksum)
+        );
+        assert_eq!(
+            PublicToken::parse(&t.expose()[..67]),
+            Err(TokenFormatError::Shape)
+        );
+        assert_eq!(
+            PublicToken::parse(&t.expose().replace("sgp_", "sgx_")),
+            Err(TokenFormatError::Prefix)
+        );
+        assert_eq!(
+            PublicToken::parse(&format!("sgp_{}", "é".repeat(32))),
+            Err(TokenFormatError::Shape)
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let t = PublicToken::generate();
+        assert!(!format!("{t:?}").contains(&t.expose()[4..20]));
+    }
+
+    #[test]
+    fn checksum_covers_prefix_and_random_part() {
+        // CRC32("sgp_" + 58 zeros) rendered in base62, fixed so that the
+        // format cannot drift silently.
+        let body = format!("sgp_{}", "0".repeat(58));
+        let expected = {
+            let mut n = crc32fast::hash(body.as_bytes()) as u64;
+            let mut s = String::new();
+            for _ in 0..6 {
+                s.insert(0, BASE62[(n % 62) as usize] as char);
+                n /= 62;
+            }
+            s
+        };
+        assert_eq!(checksum(&body), expected);
+        assert!(PublicToken::parse(&format!("{body}{expected}")).is_ok());
+    }
+}
