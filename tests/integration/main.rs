@@ -1,0 +1,5 @@
+//! Black-box tests: real HTTP, real database (SQLite by default, PostgreSQL
+//! when LEAKGUARD_TEST_DATABASE_URL is set).
+
+mod scanning;
+mod support;
