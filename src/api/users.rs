@@ -157,9 +157,10 @@ pub async fn create(
     .await
     {
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!(
-                "a user with email {email} already exists in this workspace"
-            )))
+            // The address stays out of the message: errors end up in logs.
+            return Err(ApiError::Conflict(
+                "a user with this email already exists in this workspace".into(),
+            ))
         }
         other => other?,
     };
