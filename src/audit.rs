@@ -46,6 +46,35 @@ pub struct AuditEvent {
     pub seq: i64,
 }
 
+/// The `details` of a "… Modified" event: what changed, from what to what.
+#[derive(Debug, Default)]
+pub struct Changes(serde_json::Map<String, Value>);
+
+impl Changes {
+    /// Records a field if its value changed.
+    pub fn field<T: Serialize + PartialEq>(&mut self, name: &str, from: &T, to: &T) {
+        if from != to {
+            self.0.insert(
+                name.to_string(),
+                serde_json::json!({ "from": from, "to": to }),
+            );
+        }
+    }
+
+    /// Records which keys of a field changed, but not their values (which
+    /// may be secrets that the audit trail must not repeat).
+    pub fn keys(&mut self, name: &str, keys: Vec<String>) {
+        if !keys.is_empty() {
+            self.0
+                .insert(name.to_string(), serde_json::json!({ "changedKeys": keys }));
+        }
+    }
+
+    pub fn into_details(self) -> Value {
+        serde_json::json!({ "changes": self.0 })
+    }
+}
+
 /// Appends events to one workspace's chain inside the caller's transaction.
 pub async fn append(
     tx: &mut Tx,
@@ -172,14 +201,24 @@ pub struct Filter {
 const SELECT_EVENT: &str = "SELECT seq, id, occurred_at, type, actor, resource_id, resource_type,
         resource_name, details FROM audit_events";
 
-/// Newest first. An `actor` filter of `public-api-token/<id>` also returns
-/// that token's revocation: "what did this token do, and when did it stop".
-pub async fn list(
-    db: &Db,
-    workspace_id: &str,
-    filter: &Filter,
-    limit: i64,
-) -> Result<(Vec<AuditEvent>, i64), sqlx::Error> {
+/// The `resourceType` values events carry.
+pub const RESOURCE_TYPES: &[&str] = &["source", "destination", "token", "user"];
+
+/// Takes the workspace row lock that every append takes, but early. A
+/// mutation that reads before it writes (a last-owner check, a settings
+/// merge, a source's destination count) holds it from its first read, so
+/// it serialises with every other audited change of the workspace and acts
+/// on current data.
+pub async fn lock_workspace(tx: &mut Tx, workspace_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE workspaces SET audit_seq = audit_seq WHERE id = $1")
+        .bind(workspace_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The WHERE clause of a filter (without `before_seq`) and its binds.
+fn filter_sql(workspace_id: &str, filter: &Filter) -> (String, Vec<BindValue>) {
     let mut clauses = vec!["workspace_id = $1".to_string()];
     let mut binds: Vec<BindValue> = vec![BindValue::Text(workspace_id.to_string())];
     let mut push = |clause: &str, value: BindValue, binds: &mut Vec<BindValue>| {
@@ -212,7 +251,19 @@ pub async fn list(
             None => push("actor = ?", BindValue::Text(actor.clone()), &mut binds),
         }
     }
-    let where_sql = clauses.join(" AND ");
+    (clauses.join(" AND "), binds)
+}
+
+/// Newest first. An `actor` filter of `public-api-token/<id>` also returns
+/// that token's revocation: "what did this token do, and when did it stop".
+/// Returns the page and the number of events matching the filter.
+pub async fn list(
+    db: &Db,
+    workspace_id: &str,
+    filter: &Filter,
+    limit: i64,
+) -> Result<(Vec<AuditEvent>, i64), sqlx::Error> {
+    let (where_sql, binds) = filter_sql(workspace_id, filter);
     let total_sql = format!("SELECT COUNT(*) FROM audit_events WHERE {where_sql}");
     let mut page_where = where_sql.clone();
     let mut page_binds = binds.clone();
@@ -233,6 +284,31 @@ pub async fn list(
         .await?
         .get(0);
     Ok((rows.iter().map(event_from_row).collect(), total))
+}
+
+/// The sequence numbers of up to `limit` matching events at or above
+/// `from_seq`, oldest first: what lies just before a newest-first page, so
+/// that a "previous" cursor can be computed. Ignores `filter.before_seq`.
+pub async fn seqs_from(
+    db: &Db,
+    workspace_id: &str,
+    filter: &Filter,
+    from_seq: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let (where_sql, mut binds) = filter_sql(workspace_id, filter);
+    binds.push(BindValue::Int(from_seq));
+    let from = binds.len();
+    binds.push(BindValue::Int(limit));
+    let sql = format!(
+        "SELECT seq FROM audit_events WHERE {where_sql} AND seq >= ${from}
+         ORDER BY seq LIMIT ${}",
+        binds.len()
+    );
+    let rows = bind_all(sqlx::query(&sql), &binds)
+        .fetch_all(db.pool())
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// The last `limit` things a token did, newest first (for the owner email).

@@ -8,13 +8,14 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing_actix_web::{RequestId, TracingLogger};
 
-use crate::api::{self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter};
+use crate::api::{self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter, Endpoint};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -182,14 +183,7 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
                     .error_handler(api::error::json_error_handler),
             )
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
-            .route("/openapi.json", web::get().to(openapi))
-            .route(
-                "/secret-scanning/github",
-                web::post().to(scanning::handler::github_alert),
-            )
+            .configure(|cfg| api::register(cfg, operational_endpoints()))
             .service(
                 web::scope("")
                     .wrap(from_fn(api::conventions))
@@ -206,16 +200,46 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
     Ok(server.run())
 }
 
+/// The routes outside the Public API: no token, no Public API conventions.
+fn operational_endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::GET, "/healthz", healthz),
+        Endpoint::new(Method::GET, "/readyz", readyz),
+        Endpoint::new(Method::GET, "/metrics", metrics),
+        Endpoint::new(Method::GET, "/openapi.json", openapi),
+        Endpoint::new(
+            Method::POST,
+            "/secret-scanning/github",
+            scanning::handler::github_alert,
+        ),
+    ]
+}
+
+/// Every (method, path) the server answers: all of them must be in the
+/// OpenAPI document (the `openapi` integration test checks).
+pub fn routes() -> Vec<(Method, &'static str)> {
+    operational_endpoints()
+        .into_iter()
+        .chain(api::endpoints())
+        .map(|e| (e.method, e.path))
+        .collect()
+}
+
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint".into()))
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "Operations", security(()),
+    responses((status = 200, description = "The process is up")))]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers and a key set is loaded: before that,
 /// alerts could not be verified.
+#[utoipa::path(get, path = "/readyz", tag = "Operations", security(()),
+    responses((status = 200, description = "The database answers and a GitHub key set is loaded"),
+              (status = 503, description = "Not ready")))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.ping().await;
     let keys = state.keys.is_loaded();
@@ -231,6 +255,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "Operations", security(()),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state
         .metrics
@@ -241,6 +267,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
+#[utoipa::path(get, path = "/openapi.json", tag = "Operations", security(()),
+    responses((status = 200, description = "This document")))]
 async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(api::openapi::document())
 }

@@ -11,3 +11,10 @@ pub fn format_micros(micros: i64) -> String {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// An RFC 3339 time (any offset) as microseconds since the epoch.
+pub fn parse_rfc3339_micros(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}

@@ -1,5 +1,176 @@
-//! Placeholder: filled in by the Public API work.
+//! `GET /audit-events` (owner only): the workspace's audit trail, newest
+//! first, filtered, with cursor pagination. There is deliberately no way to
+//! change or remove an event through the API.
 
-use actix_web::web;
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
 
-pub fn routes(_cfg: &mut web::ServiceConfig) {}
+use super::auth::{Caller, Role};
+use super::error::{ApiError, FieldError};
+use super::pagination::{encode_cursor, PageRequest, Pagination, COUNT_KEYS, CURSOR_KEYS, START};
+use super::query::QueryParams;
+use super::Endpoint;
+use crate::audit::{self, Filter, RESOURCE_TYPES};
+use crate::startup::AppState;
+use crate::time::parse_rfc3339_micros;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::new(Method::GET, "/audit-events", list)]
+}
+
+const FILTERS: &[&str] = &[
+    "startTime",
+    "endTime",
+    "resourceId",
+    "resourceType",
+    "actor",
+];
+
+/// Reads the filters, collecting every problem. Unknown parameters are
+/// refused: a misspelt filter (`resourceID`) would otherwise silently widen
+/// the answer, which is the wrong failure for a forensic query.
+fn filter_from(query: &QueryParams, errors: &mut Vec<FieldError>) -> Filter {
+    let known: Vec<&str> = FILTERS
+        .iter()
+        .chain(COUNT_KEYS)
+        .chain(CURSOR_KEYS)
+        .copied()
+        .collect();
+    for key in query.keys() {
+        if !known.contains(&key) {
+            errors.push(FieldError::new(
+                key,
+                format!(
+                    "unknown query parameter; expected one of {}",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let mut time = |name: &str| {
+        let raw = query.get(name)?;
+        let parsed = parse_rfc3339_micros(raw);
+        if parsed.is_none() {
+            errors.push(FieldError::new(
+                name,
+                "must be an RFC 3339 time, e.g. 2024-05-01T12:00:00Z",
+            ));
+        }
+        parsed
+    };
+    let start_time = time("startTime");
+    let end_time = time("endTime");
+    if let (Some(start), Some(end)) = (start_time, end_time) {
+        if end < start {
+            errors.push(FieldError::new("endTime", "must not be before startTime"));
+        }
+    }
+    let mut text = |name: &str, max: usize| {
+        let raw = query.get(name)?;
+        if raw.is_empty() || raw.chars().count() > max {
+            errors.push(FieldError::new(
+                name,
+                format!("must be 1 to {max} characters"),
+            ));
+            return None;
+        }
+        Some(raw.to_string())
+    };
+    let resource_id = text("resourceId", 100);
+    let actor = text("actor", 200);
+    let resource_type = query.get("resourceType").and_then(|raw| {
+        if RESOURCE_TYPES.contains(&raw) {
+            Some(raw.to_string())
+        } else {
+            errors.push(FieldError::new(
+                "resourceType",
+                format!("must be one of {}", RESOURCE_TYPES.join(", ")),
+            ));
+            None
+        }
+    });
+    Filter {
+        start_time,
+        end_time,
+        resource_id,
+        resource_type,
+        actor,
+        before_seq: None,
+    }
+}
+
+#[utoipa::path(get, path = "/audit-events", tag = "Audit Trail",
+    params(
+        ("startTime" = Option<String>, Query, description = "RFC 3339; events at or after"),
+        ("endTime" = Option<String>, Query, description = "RFC 3339; events at or before"),
+        ("resourceId" = Option<String>, Query),
+        ("resourceType" = Option<String>, Query, description = "source, destination, token or user"),
+        ("actor" = Option<String>, Query, description = "e.g. public-api-token/<id>: that token's actions and its revocation"),
+        ("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
+    responses((status = 200, description = "{\"data\":{\"events\":[…],\"pagination\":{…}}}, newest first", body = [crate::audit::AuditEvent]),
+              (status = 403, description = "Not an owner token"),
+              (status = 422, description = "Every bad filter or pagination value")))]
+pub async fn list(
+    caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Owner)?;
+    let query = QueryParams::parse(req.query_string());
+    let mut errors = Vec::new();
+    let mut filter = filter_from(&query, &mut errors);
+    let page = PageRequest::from_query(&query, &mut errors);
+    // A position is a sequence number: the page holds the events below it.
+    filter.before_seq = match page.after.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(seq)) if seq > 0 => Some(seq),
+        Some(_) => {
+            errors.push(FieldError::new(
+                "pagination.cursor",
+                "is not a cursor this API returned",
+            ));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (mut events, total) =
+        audit::list(&state.db, &caller.workspace_id, &filter, page.count + 1).await?;
+    let has_next = events.len() as i64 > page.count;
+    events.truncate(page.count as usize);
+    let next = events
+        .last()
+        .filter(|_| has_next)
+        .map(|e| encode_cursor(&e.seq.to_string()));
+    let previous = match filter.before_seq {
+        None => None,
+        Some(before) => {
+            // The previous page is the `count` matching events just above
+            // this one; its cursor lies right above the highest of them.
+            let above = audit::seqs_from(
+                &state.db,
+                &caller.workspace_id,
+                &filter,
+                before,
+                page.count + 1,
+            )
+            .await?;
+            Some(if above.len() as i64 > page.count {
+                encode_cursor(&(above[page.count as usize - 1] + 1).to_string())
+            } else {
+                START.to_string()
+            })
+        }
+    };
+    let pagination = Pagination {
+        current: page.cursor,
+        next,
+        previous,
+        total_entries: total,
+    };
+    Ok(super::data(
+        json!({ "events": events, "pagination": pagination }),
+    ))
+}

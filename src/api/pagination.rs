@@ -15,6 +15,9 @@ use crate::db::Db;
 
 pub const DEFAULT_COUNT: i64 = 200;
 pub const MAX_COUNT: i64 = 1000;
+/// The query parameters of a page request, in both spellings.
+pub const COUNT_KEYS: &[&str] = &["pagination[count]", "pagination.count"];
+pub const CURSOR_KEYS: &[&str] = &["pagination[cursor]", "pagination.cursor"];
 /// The first page's cursor, as Segment spells it (base64 of "0").
 pub const START: &str = "MA==";
 
@@ -37,7 +40,7 @@ pub struct Pagination {
 
 impl PageRequest {
     pub fn from_query(q: &QueryParams, errors: &mut Vec<FieldError>) -> PageRequest {
-        let count = match q.get_any(&["pagination[count]", "pagination.count"]) {
+        let count = match q.get_any(COUNT_KEYS) {
             None => DEFAULT_COUNT,
             Some(raw) => match raw.parse::<i64>() {
                 Ok(n) if (1..=MAX_COUNT).contains(&n) => n,
@@ -50,10 +53,7 @@ impl PageRequest {
                 }
             },
         };
-        let cursor = q
-            .get_any(&["pagination[cursor]", "pagination.cursor"])
-            .unwrap_or(START)
-            .to_string();
+        let cursor = q.get_any(CURSOR_KEYS).unwrap_or(START).to_string();
         let after = if cursor == START || cursor.is_empty() {
             None
         } else {

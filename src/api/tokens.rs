@@ -1,6 +1,7 @@
 //! `/tokens` (owner only): list, mint (the plaintext is in that one
 //! response), read, and revoke through the shared revocation transaction.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
@@ -11,6 +12,7 @@ use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
 use super::query::QueryParams;
 use super::validate::{Fields, MAX_NAME};
+use super::Endpoint;
 use crate::audit::{self, NewEvent};
 use crate::db::Tx;
 use crate::revocation::{self, token_record, TOKEN_RECORD_COLUMNS};
@@ -18,11 +20,13 @@ use crate::startup::AppState;
 use crate::time::{format_micros, now_micros};
 use crate::token::PublicToken;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/tokens", web::get().to(list))
-        .route("/tokens", web::post().to(create))
-        .route("/tokens/{id}", web::get().to(get))
-        .route("/tokens/{id}", web::delete().to(delete));
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::GET, "/tokens", list),
+        Endpoint::new(Method::POST, "/tokens", create),
+        Endpoint::new(Method::GET, "/tokens/{id}", get),
+        Endpoint::new(Method::DELETE, "/tokens/{id}", delete),
+    ]
 }
 
 /// What the API shows of a token: never its hash or plaintext.

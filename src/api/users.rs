@@ -1,6 +1,7 @@
 //! `/users` (owner only): the workspace's members. Owners receive the leak
 //! emails; the last owner can be neither removed nor demoted.
 
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
@@ -11,6 +12,7 @@ use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
 use super::query::QueryParams;
 use super::validate::{Fields, MAX_NAME};
+use super::Endpoint;
 use crate::audit::{self, NewEvent};
 use crate::db::{is_unique_violation, Tx};
 use crate::startup::AppState;
@@ -18,12 +20,14 @@ use crate::time::{format_micros, now_micros};
 
 pub const USER_ROLES: &[&str] = &["owner", "member", "read_only"];
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/users", web::get().to(list))
-        .route("/users", web::post().to(create))
-        .route("/users/{id}", web::get().to(get))
-        .route("/users/{id}", web::patch().to(update))
-        .route("/users/{id}", web::delete().to(delete));
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        Endpoint::new(Method::GET, "/users", list),
+        Endpoint::new(Method::POST, "/users", create),
+        Endpoint::new(Method::GET, "/users/{id}", get),
+        Endpoint::new(Method::PATCH, "/users/{id}", update),
+        Endpoint::new(Method::DELETE, "/users/{id}", delete),
+    ]
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -160,7 +164,7 @@ pub async fn create(
             // The address stays out of the message: errors end up in logs.
             return Err(ApiError::Conflict(
                 "a user with this email already exists in this workspace".into(),
-            ))
+            ));
         }
         other => other?,
     };
@@ -190,16 +194,6 @@ async fn owner_count(tx: &mut Tx, workspace_id: &str) -> Result<i64, sqlx::Error
     )
 }
 
-/// Locks the workspace row so that two concurrent demotions cannot both see
-/// a second owner and leave none.
-async fn lock_workspace(tx: &mut Tx, workspace_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE workspaces SET audit_seq = audit_seq WHERE id = $1")
-        .bind(workspace_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/users/{id}", tag = "Users", params(("id" = String, Path)),
     responses((status = 200, description = "One user"), (status = 404, description = "No such user in this workspace")))]
 pub async fn get(
@@ -227,14 +221,11 @@ pub async fn update(
     let mut fields = Fields::of(&body, &["role", "name"])?;
     let role = fields.one_of("role", false, USER_ROLES);
     let name = fields.string("name", false, MAX_NAME);
-    if role.is_none() && name.is_none() && fields.errors.is_empty() {
-        fields
-            .errors
-            .push(super::error::FieldError::new("body", "set role or name"));
-    }
+    fields.require_any(&["role", "name"]);
     fields.finish()?;
     let mut tx = state.db.begin().await?;
-    lock_workspace(&mut tx, &caller.workspace_id).await?;
+    // Two concurrent demotions or removals must not both see a second owner.
+    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
     let mut found = find(&mut tx, &caller.workspace_id, &path).await?;
     if found.role == "owner"
         && role.as_deref().is_some_and(|r| r != "owner")
@@ -286,7 +277,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
     let mut tx = state.db.begin().await?;
-    lock_workspace(&mut tx, &caller.workspace_id).await?;
+    // Two concurrent demotions or removals must not both see a second owner.
+    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
     let found = find(&mut tx, &caller.workspace_id, &path).await?;
     if found.role == "owner" && owner_count(&mut tx, &caller.workspace_id).await? <= 1 {
         return Err(ApiError::Conflict(

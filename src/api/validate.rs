@@ -102,9 +102,14 @@ impl<'a> Fields<'a> {
         Some(value)
     }
 
-    pub fn boolean(&mut self, name: &str) -> Option<bool> {
+    pub fn boolean(&mut self, name: &str, required: bool) -> Option<bool> {
         match self.object.get(name) {
-            None | Some(Value::Null) => None,
+            None | Some(Value::Null) => {
+                if required {
+                    self.fail(name, "is required");
+                }
+                None
+            }
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => {
                 self.fail(name, "must be true or false");
@@ -149,6 +154,17 @@ impl<'a> Fields<'a> {
             }
         }
         Some(out)
+    }
+
+    /// For updates: at least one of `names` must be set (to something other
+    /// than null), or the request would change nothing.
+    pub fn require_any(&mut self, names: &[&str]) {
+        let any = names
+            .iter()
+            .any(|n| self.object.get(*n).is_some_and(|v| !v.is_null()));
+        if !any {
+            self.fail("body", &format!("set at least one of {}", names.join(", ")));
+        }
     }
 
     pub fn finish(self) -> Result<(), ApiError> {

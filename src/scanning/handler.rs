@@ -17,6 +17,14 @@ use crate::startup::AppState;
 use crate::time::now_micros;
 use crate::token::{sha256_hex, PublicToken};
 
+#[utoipa::path(post, path = "/secret-scanning/github", tag = "Secret Scanning", security(()),
+    params(("Github-Public-Key-Identifier" = String, Header), ("Github-Public-Key-Signature" = String, Header)),
+    request_body(content = Object, description = "GitHub's JSON array of {token, type, url, source}, signed over the raw bytes"),
+    responses((status = 200, description = "Feedback: [{token_raw|token_hash, token_type, label}]"),
+              (status = 401, description = "Missing or bad signature"),
+              (status = 413, description = "Body too large"),
+              (status = 422, description = "Signed, but not an alert"),
+              (status = 503, description = "Cannot verify or store now; GitHub retries")))]
 pub async fn github_alert(
     req: HttpRequest,
     payload: web::Payload,
