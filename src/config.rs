@@ -58,6 +58,9 @@ pub struct SettingsError(pub Vec<String>);
 
 pub const ENV_PREFIX: &str = "LEAKGUARD_";
 
+/// The largest value a `*_SECS` setting accepts.
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
 impl Settings {
     /// Settings from the process environment and the optional TOML file.
     pub fn load() -> Result<Settings, SettingsError> {
@@ -249,6 +252,14 @@ impl Parser<'_> {
             ));
             return Duration::from_secs_f64(default);
         }
+        // Durations are added to microsecond timestamps: keep them sane
+        // (and `Duration::from_secs_f64` panics on huge values).
+        if v > MAX_SECONDS {
+            self.errors.push(format!(
+                "{ENV_PREFIX}{key}: must be at most {MAX_SECONDS} seconds (a year), got {v}"
+            ));
+            return Duration::from_secs_f64(default);
+        }
         Duration::from_secs_f64(v)
     }
 
@@ -362,5 +373,21 @@ mod tests {
             assert!(text.contains(name), "{name} missing from {text}");
         }
         assert_eq!(err.0.len(), 5);
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        let err = Settings::from_map(&map(&[
+            ("OUTBOX_LEASE_SECS", "1e300"),
+            ("SMTP_TIMEOUT_SECS", "31536001"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(
+            err.0[0].starts_with("LEAKGUARD_SMTP_TIMEOUT_SECS")
+                || err.0[1].starts_with("LEAKGUARD_SMTP_TIMEOUT_SECS")
+        );
+        let ok = Settings::from_map(&map(&[("OUTBOX_LEASE_SECS", "31536000")])).unwrap();
+        assert_eq!(ok.outbox_lease, Duration::from_secs(31_536_000));
     }
 }
