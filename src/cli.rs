@@ -158,6 +158,13 @@ pub async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
+    // The certificate and key are settings too: a bad file is exit 2.
+    if matches!(cli.command, Command::Serve) {
+        if let Err(e) = crate::tls::server_config(&settings) {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    }
     crate::telemetry::init(settings.log_format);
     let result = match cli.command {
         Command::Serve => serve(settings).await,

@@ -10,12 +10,12 @@ pub fn server_config(settings: &Settings) -> anyhow::Result<Option<rustls::Serve
     let (Some(cert_path), Some(key_path)) = (&settings.tls_cert, &settings.tls_key) else {
         return Ok(None);
     };
-    let open = |path: &std::path::Path| {
+    let open = |setting: &str, path: &std::path::Path| {
         File::open(path)
             .map(BufReader::new)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+            .map_err(|e| anyhow::anyhow!("{setting}: cannot read {}: {e}", path.display()))
     };
-    let certs = rustls_pemfile::certs(&mut open(cert_path)?)
+    let certs = rustls_pemfile::certs(&mut open("LEAKGUARD_TLS_CERT", cert_path)?)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("LEAKGUARD_TLS_CERT: {e}"))?;
     anyhow::ensure!(
@@ -23,7 +23,7 @@ pub fn server_config(settings: &Settings) -> anyhow::Result<Option<rustls::Serve
         "LEAKGUARD_TLS_CERT: no certificate in {}",
         cert_path.display()
     );
-    let key = rustls_pemfile::private_key(&mut open(key_path)?)
+    let key = rustls_pemfile::private_key(&mut open("LEAKGUARD_TLS_KEY", key_path)?)
         .map_err(|e| anyhow::anyhow!("LEAKGUARD_TLS_KEY: {e}"))?
         .ok_or_else(|| {
             anyhow::anyhow!(
@@ -37,6 +37,7 @@ pub fn server_config(settings: &Settings) -> anyhow::Result<Option<rustls::Serve
     ))
     .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
     .with_no_client_auth()
-    .with_single_cert(certs, key)?;
+    .with_single_cert(certs, key)
+    .map_err(|e| anyhow::anyhow!("LEAKGUARD_TLS_KEY: unusable with LEAKGUARD_TLS_CERT: {e}"))?;
     Ok(Some(config))
 }
