@@ -77,7 +77,27 @@ impl Db {
     /// so replicas starting together apply them once.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
+            Backend::Sqlite => {
+                // SQLite has no advisory lock: two processes starting together
+                // (`serve` and a CLI command, say) may both try a pending
+                // migration. Each migration is one transaction, so the loser's
+                // rolls back whole, and a second look finds it applied.
+                let mut attempt = 0;
+                loop {
+                    match SQLITE_MIGRATOR.run(&self.pool).await {
+                        Ok(()) => break,
+                        Err(
+                            e @ (sqlx::migrate::MigrateError::Execute(_)
+                            | sqlx::migrate::MigrateError::ExecuteMigration(..)),
+                        ) if attempt < 5 => {
+                            attempt += 1;
+                            tracing::debug!(error = %e, attempt, "migration raced another process; retrying");
+                            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
             Backend::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
         }
         Ok(())
