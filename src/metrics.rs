@@ -16,6 +16,7 @@ pub struct Metrics {
     pub tokens_revoked: IntCounter,
     pub key_fetches: IntCounterVec,
     pub key_set_fetched_at: IntGauge,
+    pub key_set_age: IntGauge,
     pub outbox_queued: IntCounter,
     pub outbox_sent: IntCounter,
     pub outbox_failed: IntCounter,
@@ -93,6 +94,10 @@ impl Metrics {
                 "github_key_set_fetched_at_seconds",
                 "Unix time at which the loaded key set was fetched (0: none loaded)",
             ),
+            key_set_age: gauge(
+                "github_key_set_age_seconds",
+                "Seconds since the loaded key set was fetched (-1: none loaded)",
+            ),
             outbox_queued: counter("outbox_queued_total", "Emails queued"),
             outbox_sent: counter("outbox_sent_total", "Emails sent"),
             outbox_failed: counter("outbox_failed_total", "Email send attempts that failed"),
@@ -112,6 +117,17 @@ impl Metrics {
             ),
             registry,
         }
+    }
+
+    /// Gauges that are computed when scraped.
+    pub fn refresh(&self, db_connections_in_use: u32) {
+        self.db_connections_in_use.set(db_connections_in_use as i64);
+        let fetched_at = self.key_set_fetched_at.get();
+        self.key_set_age.set(if fetched_at > 0 {
+            (crate::time::now_micros() / 1_000_000 - fetched_at).max(0)
+        } else {
+            -1
+        });
     }
 
     pub fn render(&self) -> String {

@@ -258,10 +258,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "Operations", security(()),
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state
-        .metrics
-        .db_connections_in_use
-        .set(state.db.in_use() as i64);
+    state.metrics.refresh(state.db.in_use());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
@@ -310,14 +307,24 @@ async fn record_request(
         } else {
             route
         };
-        let status = res.status().as_u16().to_string();
-        let labels = [route.as_str(), method.as_str(), status.as_str()];
+        let status = res.status().as_u16();
+        let elapsed = started.elapsed();
+        let status_label = status.to_string();
+        let labels = [route.as_str(), method.as_str(), status_label.as_str()];
         state.metrics.http_requests.with_label_values(&labels).inc();
         state
             .metrics
             .http_latency
             .with_label_values(&labels)
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
+        // The access log: inside the request's span, so it carries the
+        // request id. Probes and scrapes only at debug level.
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
+            tracing::debug!(status, elapsed_ms, "request completed");
+        } else {
+            tracing::info!(status, elapsed_ms, "request completed");
+        }
     }
     Ok(res)
 }
