@@ -2,6 +2,7 @@
 //! when LEAKGUARD_TEST_DATABASE_URL is set).
 
 mod api_helpers;
+mod binary;
 mod public_api;
 mod scanning;
 mod support;
