@@ -156,10 +156,18 @@ async fn process(
     tx.commit().await?;
     state.notifier.queued(outcome.emails_queued);
     state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
+    // Token ids (not secrets) let an operator re-apply revocations that a
+    // restore from an older backup would undo; capped for huge batches.
+    let token_ids: Vec<&str> = matches
+        .iter()
+        .take(100)
+        .map(|(t, _)| t.id.as_str())
+        .collect();
     tracing::info!(
         alert_id = %leak.id,
         reported = total,
         matched = matches.len(),
+        token_ids = %token_ids.join(","),
         revoked = outcome.revoked,
         emails = outcome.emails_queued,
         "alert processed"

@@ -205,6 +205,11 @@ impl Sandbox {
 
     /// `leakguard token create`; returns the token.
     fn token(&self, workspace: &str, name: &str) -> String {
+        self.token_and_id(workspace, name).0
+    }
+
+    /// `leakguard token create`; returns the token and its id.
+    fn token_and_id(&self, workspace: &str, name: &str) -> (String, String) {
         let done = self
             .run(&[
                 "token",
@@ -217,7 +222,11 @@ impl Sandbox {
                 "member",
             ])
             .expect_success("token create");
-        done.json()["token"].as_str().unwrap().to_string()
+        let json = done.json();
+        (
+            json["token"].as_str().unwrap().to_string(),
+            json["id"].as_str().unwrap().to_string(),
+        )
     }
 
     /// A number from the database (the first column of the first row).
@@ -942,7 +951,7 @@ fn json_logs_carry_request_ids_and_no_secrets() {
     sb.set("LEAKGUARD_LOG_FORMAT", "json");
     let owner = "alice.owner@example.com";
     let (workspace, owner_token) = sb.workspace("Acme", owner);
-    let leaked = sb.token(&workspace, "ci");
+    let (leaked, leaked_id) = sb.token_and_id(&workspace, "ci");
     let keys = sb.keygen();
     let key = DevKey::read_from(&keys).unwrap();
     let mut server = Server::start(&sb, &[("LEAKGUARD_OUTBOX_POLL_SECS", "0.2")]);
@@ -1033,8 +1042,14 @@ fn json_logs_carry_request_ids_and_no_secrets() {
             "no log line carries request id {id}:\n{logs}"
         );
     }
-    // The alert line says what happened, without the token.
-    assert!(logs.contains("alert processed"), "{logs}");
+    // The alert line says what happened, by token id, without the token.
+    let alert_line: Value = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["message"] == "alert processed")
+        .unwrap_or_else(|| panic!("no 'alert processed' line:\n{logs}"));
+    assert_eq!(alert_line["token_ids"], leaked_id.as_str(), "{alert_line}");
+    assert_eq!(alert_line["revoked"], 1, "{alert_line}");
     assert!(logs.contains("a***@example.com"), "{logs}");
 }
 
