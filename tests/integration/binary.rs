@@ -871,8 +871,11 @@ fn metrics_count_alerts_revocations_emails_and_requests() {
         .unwrap();
     assert_eq!(res.status(), 401);
 
+    // The worker refreshes the outbox gauges after each batch.
     let sent = wait_until(Duration::from_secs(20), || {
-        sample(&server.metrics(), "leakguard_outbox_sent_total", &[]) == Some(1.0)
+        let m = server.metrics();
+        sample(&m, "leakguard_outbox_sent_total", &[]) == Some(1.0)
+            && sample(&m, "leakguard_outbox_due", &[]) == Some(0.0)
     });
     assert!(
         sent,
