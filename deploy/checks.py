@@ -292,7 +292,6 @@ def check_syscalls(binary):
                                   cwd=tmp, env=serve_env, stdout=subprocess.DEVNULL,
                                   stderr=open(os.path.join(tmp, "serve.log"), "w"))
         # SIGTERM goes to leakguard itself, strace's child.
-        leakguard = None
         try:
             base = f"http://127.0.0.1:{port}"
             for _ in range(300):
@@ -310,15 +309,27 @@ def check_syscalls(binary):
                 "--key", "keys", "--token", token)
             urllib.request.urlopen(base + "/metrics", timeout=10).read()
             time.sleep(1.5)  # a few failed SMTP attempts
-            with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
-                leakguard = int(f.read().split()[0])
         finally:
+            try:
+                with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
+                    leakguard = int(f.read().split()[0])
+            except (OSError, IndexError, ValueError):
+                leakguard = None
             os.kill(leakguard or server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+            if leakguard:
+                # Never leave it behind, whatever strace did (and never
+                # kill a process that merely reused the pid).
+                try:
+                    with open(f"/proc/{leakguard}/cmdline", "rb") as f:
+                        if f.read().startswith(binary.encode()):
+                            os.kill(leakguard, signal.SIGKILL)
+                except (FileNotFoundError, ProcessLookupError):
+                    pass
         with open(os.path.join(tmp, "serve.log")) as f:
             log = f.read()
         check("stopped" in log, "syscalls: leakguard did not stop gracefully under strace:\n" + log[-2000:])
