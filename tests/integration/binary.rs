@@ -1254,6 +1254,31 @@ fn tls_serves_1_2_and_1_3_and_refuses_1_1() {
     if answer.len() >= 7 {
         assert_eq!(answer[6], 70, "alert description: protocol_version");
     }
+    // A real client too, where openssl is installed and can still offer
+    // TLS 1.1: refused with an alert, while its TLS 1.2 handshake works.
+    let s_client = |version: &str| {
+        Command::new("openssl")
+            .args(["s_client", "-connect"])
+            .arg(format!("127.0.0.1:{}", server.port))
+            .args([version, "-servername", "localhost"])
+            .args(["-cipher", "DEFAULT@SECLEVEL=0"])
+            .stdin(Stdio::null())
+            .output()
+            .ok()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+            })
+    };
+    if let (Some(old), Some(current)) = (s_client("-tls1_1"), s_client("-tls1_2")) {
+        if !old.contains("no protocols available") && !old.contains("unknown option") {
+            assert!(
+                current.contains("Protocol  : TLSv1.2") && !current.contains("Cipher is (NONE)"),
+                "openssl TLS 1.2:\n{current}"
+            );
+            assert!(old.contains("Cipher is (NONE)"), "openssl TLS 1.1:\n{old}");
+            assert!(old.contains("alert"), "openssl TLS 1.1:\n{old}");
+        }
+    }
     // Plain HTTP on the TLS port gets no HTTP answer.
     let plain = reqwest::blocking::Client::new()
         .get(format!("http://127.0.0.1:{}/healthz", server.port))
