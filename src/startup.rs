@@ -45,8 +45,15 @@ impl Application {
     /// Connects, migrates, loads the key set and binds; nothing is served
     /// until `run_until_stopped`.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let db = Db::connect(&settings.database_url).await?;
-        db.migrate().await?;
+        let db = Db::connect(&settings.database_url).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot open the database {}: {e}",
+                crate::telemetry::redact_url(&settings.database_url)
+            )
+        })?;
+        db.migrate()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot apply database migrations: {e:#}"))?;
         Application::build_with_db(settings, db).await
     }
 
