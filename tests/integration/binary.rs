@@ -818,6 +818,19 @@ fn a_runtime_failure_gives_exit_1() {
     let done = sb.run_with(&["serve"], &[("LEAKGUARD_BIND", &bind)]);
     assert_eq!(done.code, Some(1), "{}", done.stderr);
     assert!(done.stderr.contains("cannot listen"), "{}", done.stderr);
+
+    // A database that does not answer: named, without its password.
+    let closed = free_port();
+    let url = format!("postgres://leakguard:hunter2@127.0.0.1:{closed}/leakguard");
+    let done = sb.run_with(&["serve"], &[("LEAKGUARD_DATABASE_URL", &url)]);
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("cannot open the database")
+            && done.stderr.contains(&format!("127.0.0.1:{closed}")),
+        "{}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains("hunter2"), "{}", done.stderr);
 }
 
 /// `/metrics` counts what happened: a processed alert, a forged one, the
