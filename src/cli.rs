@@ -329,6 +329,10 @@ async fn simulate_alert(command: &AlertCommand) -> anyhow::Result<()> {
     let body = simulate::alert_body(&tokens, token_type, location, source);
     let response = reqwest::Client::new()
         .post(url)
+        .header(
+            "User-Agent",
+            concat!("leakguard-alert-simulate/", env!("CARGO_PKG_VERSION")),
+        )
         .header("Content-Type", "application/json")
         .header(crate::scanning::KEY_ID_HEADER, dev.identifier())
         .header(crate::scanning::SIGNATURE_HEADER, dev.sign(&body))

@@ -29,6 +29,9 @@ pub struct Settings {
     /// Lower bound between two key-set fetches, so random key identifiers
     /// cannot make us hammer GitHub.
     pub github_keys_min_refetch: Duration,
+    /// How often the key set is refreshed anyway, so that a key GitHub
+    /// withdraws stops being trusted without a restart.
+    pub github_keys_refresh: Duration,
     pub max_alert_bytes: usize,
     pub max_body_bytes: usize,
 
@@ -104,6 +107,7 @@ impl Settings {
             ),
             github_token: p.secret("GITHUB_TOKEN"),
             github_keys_min_refetch: p.seconds("GITHUB_KEYS_MIN_REFETCH_SECS", 60.0),
+            github_keys_refresh: p.seconds("GITHUB_KEYS_REFRESH_SECS", 3600.0),
             max_alert_bytes: p.positive("MAX_ALERT_BYTES", 8 * 1024 * 1024),
             max_body_bytes: p.positive("MAX_BODY_BYTES", 1024 * 1024),
             smtp_url: p.secret("SMTP_URL"),
@@ -156,6 +160,7 @@ const KNOWN_KEYS: &[&str] = &[
     "GITHUB_KEYS_URL",
     "GITHUB_TOKEN",
     "GITHUB_KEYS_MIN_REFETCH_SECS",
+    "GITHUB_KEYS_REFRESH_SECS",
     "MAX_ALERT_BYTES",
     "MAX_BODY_BYTES",
     "SMTP_URL",

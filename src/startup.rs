@@ -99,7 +99,8 @@ impl Application {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let background = vec![
             tokio::spawn(worker.run(shutdown_rx.clone())),
-            tokio::spawn(flush_last_used(state.clone(), shutdown_rx)),
+            tokio::spawn(flush_last_used(state.clone(), shutdown_rx.clone())),
+            tokio::spawn(refresh_keys(state.clone(), shutdown_rx)),
         ];
         Ok(Application {
             port,
@@ -171,6 +172,16 @@ async fn flush_last_used(state: web::Data<AppState>, mut shutdown: watch::Receiv
         }
         if let Err(e) = state.last_used.flush(&state.db).await {
             tracing::warn!(error = %e, "could not flush last-used times");
+        }
+    }
+}
+
+async fn refresh_keys(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let every = state.settings.github_keys_refresh;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => state.keys.refresh().await,
+            _ = shutdown.changed() => return,
         }
     }
 }

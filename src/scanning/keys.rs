@@ -124,6 +124,13 @@ impl KeyStore {
         }
     }
 
+    /// The periodic refresh: one fetch, sharing the in-flight guard with
+    /// miss-driven fetches; a failure keeps the last good set.
+    pub async fn refresh(&self) {
+        let _in_flight = self.refetch.lock().await;
+        let _ = self.fetch_and_store().await;
+    }
+
     fn cached(&self, identifier: &str) -> Option<VerifyingKey> {
         self.current
             .read()

@@ -441,3 +441,32 @@ async fn a_file_key_set_url_works() {
         .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn a_key_github_withdraws_stops_being_trusted_after_the_periodic_refresh() {
+    let app = TestApp::spawn_with(&[("GITHUB_KEYS_REFRESH_SECS", "0.2")]).await;
+    assert_eq!(app.post_alert(b"[]".to_vec()).await.status(), 200);
+    let successor = DevKey::generate();
+    app.keys.set(Some(DevKey::key_set(&[&successor])));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let status = app.post_alert(b"[]".to_vec()).await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old key is still trusted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let res = app
+        .post_alert_raw(
+            b"[]".to_vec(),
+            &successor.identifier(),
+            &successor.sign(b"[]"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
