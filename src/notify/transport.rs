@@ -2,6 +2,7 @@
 //! configured, a directory of .eml files for local runs.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -13,7 +14,15 @@ use super::outbox::ClaimedMessage;
 use crate::config::Settings;
 
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// lettre's own timeout bounds only the TCP connect (lettre issue
+    /// #1027), so each whole conversation is bounded by `timeout` here. The
+    /// transport is built without lettre's pool: a conversation abandoned
+    /// at its deadline must close its connection, not go back to a pool
+    /// with a reply still in flight.
+    Smtp {
+        client: AsyncSmtpTransport<Tokio1Executor>,
+        timeout: Duration,
+    },
     Directory(PathBuf),
 }
 
@@ -58,13 +67,16 @@ impl Transport {
         if let (Some(user), Some(password)) = (user, password) {
             builder = builder.credentials(Credentials::new(user, password));
         }
-        Ok(Transport::Smtp(builder.build()))
+        Ok(Transport::Smtp {
+            client: builder.build(),
+            timeout: settings.smtp_timeout,
+        })
     }
 
     /// For the start-up log line.
     pub fn describe(&self) -> String {
         match self {
-            Transport::Smtp(_) => "SMTP".to_string(),
+            Transport::Smtp { .. } => "SMTP".to_string(),
             Transport::Directory(dir) => format!(
                 "no LEAKGUARD_SMTP_URL set: emails are written as .eml files to {}",
                 dir.display()
@@ -89,11 +101,16 @@ impl Transport {
             ))
             .map_err(|e| SendError::Permanent(format!("cannot build the message: {e}")))?;
         match self {
-            Transport::Smtp(smtp) => smtp
-                .send(email)
-                .await
-                .map(|_| ())
-                .map_err(|e| SendError::Transient(smtp_error_text(&e))),
+            Transport::Smtp { client, timeout } => {
+                match tokio::time::timeout(*timeout, client.send(email)).await {
+                    Ok(sent) => sent
+                        .map(|_| ())
+                        .map_err(|e| SendError::Transient(smtp_error_text(&e))),
+                    Err(_) => Err(SendError::Transient(format!(
+                        "SMTP timeout: no complete answer within {timeout:?}"
+                    ))),
+                }
+            }
             Transport::Directory(dir) => {
                 tokio::fs::create_dir_all(dir)
                     .await

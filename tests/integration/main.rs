@@ -1,8 +1,14 @@
 //! Black-box tests: real HTTP, real database (SQLite by default, PostgreSQL
 //! when LEAKGUARD_TEST_DATABASE_URL is set).
 
+mod api_audit;
+mod api_conventions;
 mod api_helpers;
+mod api_isolation;
+mod api_pagination;
+mod api_roles;
 mod binary;
+mod openapi;
 mod public_api;
 mod scanning;
 mod support;

@@ -152,9 +152,14 @@ async fn sources_crud() {
     let res = app.delete(&format!("/sources/{id}"), &member).await;
     assert_eq!(res.status(), 200);
     assert_eq!(json(res).await, json!({ "data": { "status": "SUCCESS" } }));
-    assert_eq!(app.get(&format!("/sources/{id}"), &member).await.status(), 404);
     assert_eq!(
-        app.delete(&format!("/sources/{id}"), &member).await.status(),
+        app.get(&format!("/sources/{id}"), &member).await.status(),
+        404
+    );
+    assert_eq!(
+        app.delete(&format!("/sources/{id}"), &member)
+            .await
+            .status(),
         404
     );
 }
@@ -318,7 +323,12 @@ async fn a_source_with_destinations_cannot_be_deleted() {
         "{message}"
     );
     assert_eq!(audit_count(&app).await, events, "a refusal is not audited");
-    assert_eq!(app.get(&format!("/sources/{source_id}"), owner).await.status(), 200);
+    assert_eq!(
+        app.get(&format!("/sources/{source_id}"), owner)
+            .await
+            .status(),
+        200
+    );
 
     let path = format!("/destinations/{}", destination["id"].as_str().unwrap());
     assert_eq!(app.delete(&path, owner).await.status(), 200);

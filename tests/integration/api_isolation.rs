@@ -1,0 +1,176 @@
+//! Workspace isolation: a token of workspace A gets 404 for every id of
+//! workspace B, exactly as for an id that does not exist, and no list or
+//! filter shows B's rows.
+
+use serde_json::{json, Value};
+
+use crate::api_helpers::*;
+use crate::support::{json, TestApp};
+
+/// B's resources, one of each kind.
+struct Other {
+    source: Value,
+    destination: Value,
+    token: String,
+    token_id: String,
+    user: Value,
+}
+
+#[tokio::test]
+async fn a_token_of_one_workspace_sees_nothing_of_another() {
+    let app = TestApp::spawn().await;
+    let a = app.workspace("Alpha", "owner@alpha.test").await;
+    let b = app.workspace("Beta", "owner@beta.test").await;
+    create_source(&app, &a.owner_token, "alpha-web").await;
+
+    let source = create_source(&app, &b.owner_token, "beta-secret-source").await;
+    let destination =
+        create_destination(&app, &b.owner_token, source["id"].as_str().unwrap()).await;
+    let (token, token_id) = app.mint(&b, "beta-ci", "member").await;
+    let res = app
+        .post(
+            "/users",
+            &b.owner_token,
+            &json!({ "email": "dev@beta.test", "name": "Beta Dev", "role": "member" }),
+        )
+        .await;
+    let user = json(res).await["data"]["user"].clone();
+    let other = Other {
+        source,
+        destination,
+        token,
+        token_id,
+        user,
+    };
+    let b_before = snapshot(&app, &b.owner_token).await;
+
+    let id_of = |path: &str| -> Option<String> {
+        let id = match path {
+            "/sources/{id}" => other.source["id"].as_str().unwrap().to_string(),
+            "/destinations/{id}" => other.destination["id"].as_str().unwrap().to_string(),
+            "/tokens/{id}" => other.token_id.clone(),
+            "/users/{id}" => other.user["id"].as_str().unwrap().to_string(),
+            // The catalog is global: the same for every workspace.
+            p if p.starts_with("/catalog/") => return None,
+            p => panic!("the isolation matrix does not cover {p}: add it"),
+        };
+        Some(id)
+    };
+
+    let mut checked = 0;
+    for endpoint in leakguard::api::endpoints() {
+        let method = endpoint.method.to_string();
+        let path = endpoint.path;
+        if !path.contains("{id}") {
+            continue;
+        }
+        let Some(id) = id_of(path) else { continue };
+        let body = match method.as_str() {
+            "PATCH" if path.starts_with("/users") => json!({ "role": "owner" }),
+            "PATCH" => json!({ "name": "hijacked", "enabled": false }),
+            _ => Value::Null,
+        };
+        let mut answers = Vec::new();
+        for target in [id.as_str(), "AAAAAAAAAAAAAAAAAAAAAAAA"] {
+            let request = app
+                .client
+                .request(
+                    method.parse().unwrap(),
+                    app.url(&path.replace("{id}", target)),
+                )
+                .bearer_auth(&a.owner_token);
+            let request = if body.is_null() {
+                request
+            } else {
+                request.json(&body)
+            };
+            let res = request.send().await.unwrap();
+            answers.push((res.status().as_u16(), json(res).await));
+        }
+        assert_eq!(
+            answers[0].0, 404,
+            "{method} {path} with B's id: {:?}",
+            answers[0].1
+        );
+        assert_eq!(
+            answers[0], answers[1],
+            "{method} {path}: B's id must look exactly like no id"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 11, "sources 3, destinations 3, tokens 2, users 3");
+
+    // Lists and filters.
+    let needles = [
+        other.source["id"].as_str().unwrap(),
+        "beta-secret-source",
+        other.destination["id"].as_str().unwrap(),
+        other.token_id.as_str(),
+        other.user["id"].as_str().unwrap(),
+        "dev@beta.test",
+        b.id.as_str(),
+        b.owner_token_id.as_str(),
+    ];
+    let source_id = other.source["id"].as_str().unwrap();
+    for path in [
+        "/".to_string(),
+        "/sources".to_string(),
+        "/destinations".to_string(),
+        "/tokens".to_string(),
+        "/users".to_string(),
+        "/audit-events".to_string(),
+        format!("/audit-events?resourceId={source_id}"),
+        format!("/audit-events?actor=public-api-token/{}", other.token_id),
+    ] {
+        let text = get_data(&app, &path, &a.owner_token).await.to_string();
+        for needle in needles {
+            assert!(!text.contains(needle), "{path} shows B's {needle}: {text}");
+        }
+    }
+    let filtered = audit_events(&app, &a.owner_token, &format!("resourceId={source_id}")).await;
+    assert!(filtered.is_empty());
+
+    // A destination cannot attach to B's source, and the refusal reads
+    // exactly as for a source that does not exist.
+    let mut refusals = Vec::new();
+    for source_id in [source_id, "AAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let res = app
+            .post(
+                "/destinations",
+                &a.owner_token,
+                &json!({ "sourceId": source_id, "metadataId": destination_kind() }),
+            )
+            .await;
+        assert_eq!(res.status(), 422);
+        refusals.push(json(res).await);
+    }
+    assert_eq!(refusals[0], refusals[1]);
+    assert_eq!(errors_by_field(&refusals[0]).len(), 1);
+    assert!(errors_by_field(&refusals[0]).contains_key("sourceId"));
+
+    // B's token still works and B's rows are as they were.
+    assert_eq!(app.get("/sources", &other.token).await.status(), 200);
+    assert_eq!(snapshot(&app, &b.owner_token).await, b_before);
+}
+
+/// Everything B's owner can list.
+async fn snapshot(app: &TestApp, token: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for path in [
+        "/sources",
+        "/destinations",
+        "/tokens",
+        "/users",
+        "/audit-events",
+    ] {
+        let mut data = get_data(app, path, token).await;
+        // Reading changes lastUsedAt; the rest must not change.
+        if let Some(tokens) = data["tokens"].as_array_mut() {
+            for t in tokens {
+                t["lastUsedAt"] = Value::Null;
+            }
+        }
+        all.push(data);
+    }
+    all
+}
