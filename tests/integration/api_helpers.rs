@@ -63,7 +63,10 @@ pub async fn audit_events(app: &TestApp, token: &str, query: &str) -> Vec<Value>
 
 /// `errors[].field → message` of a 4xx body; asserts there is no `data`.
 pub fn errors_by_field(body: &Value) -> BTreeMap<String, String> {
-    assert!(body.get("data").is_none(), "errors and data together: {body}");
+    assert!(
+        body.get("data").is_none(),
+        "errors and data together: {body}"
+    );
     body["errors"]
         .as_array()
         .unwrap_or_else(|| panic!("no errors array: {body}"))
@@ -79,7 +82,10 @@ pub fn errors_by_field(body: &Value) -> BTreeMap<String, String> {
 
 /// The single error message of a 4xx body.
 pub fn error_message(body: &Value) -> String {
-    assert!(body.get("data").is_none(), "errors and data together: {body}");
+    assert!(
+        body.get("data").is_none(),
+        "errors and data together: {body}"
+    );
     let errors = body["errors"].as_array().expect("an errors array");
     assert_eq!(errors.len(), 1, "{body}");
     errors[0]["message"].as_str().unwrap().to_string()
