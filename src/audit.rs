@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::db::{placeholders, Db, Tx};
+use crate::db::{placeholders, rows_per_statement, Db, Tx};
 use crate::id::new_id;
 use crate::time::format_micros;
 
@@ -120,7 +120,7 @@ pub async fn append(
         head = hash;
     }
     const COLUMNS: usize = 12;
-    for chunk in rows.chunks(400) {
+    for chunk in rows.chunks(rows_per_statement(COLUMNS)) {
         let values = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
             .collect::<Vec<_>>()

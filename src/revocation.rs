@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::audit::{self, NewEvent};
-use crate::db::{placeholders, Tx};
+use crate::db::{placeholders, rows_per_statement, Tx, MAX_BINDS};
 use crate::notify::{
     ActivityLine, AlertInfo, Notifier, Owner, RevokedTokenInfo, WorkspaceInfo, ACTIVITY_LIMIT,
     DETAILED_TOKENS,
@@ -73,7 +73,7 @@ async fn mark_revoked(
     at: i64,
 ) -> Result<Vec<String>, sqlx::Error> {
     let mut revoked = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(MAX_BINDS - 2) {
         let sql = format!(
             "UPDATE tokens SET revoked_at = $1, revoked_reason = $2
              WHERE revoked_at IS NULL AND id IN ({}) RETURNING id",
@@ -240,7 +240,7 @@ async fn record_reports(
     newly_revoked: &std::collections::HashSet<String>,
 ) -> Result<(), sqlx::Error> {
     const COLUMNS: usize = 7;
-    for chunk in matches.chunks(400) {
+    for chunk in matches.chunks(rows_per_statement(COLUMNS)) {
         let values = (0..chunk.len())
             .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
             .collect::<Vec<_>>()

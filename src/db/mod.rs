@@ -138,6 +138,17 @@ impl Db {
     }
 }
 
+/// Bind parameters per batched statement. SQLite looks each `$N` up by a
+/// linear scan of the statement's parameter names, so very wide statements
+/// cost quadratic time there (it was a quarter of a 10,000-token alert);
+/// PostgreSQL caps a statement at 65,535 parameters.
+pub const MAX_BINDS: usize = 500;
+
+/// Rows per multi-row statement with `columns` parameters each.
+pub fn rows_per_statement(columns: usize) -> usize {
+    (MAX_BINDS / columns).max(1)
+}
+
 /// `$first, $first+1, …` for `n` values: the IN-list of a batched query.
 pub fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)

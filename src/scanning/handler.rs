@@ -11,7 +11,7 @@ use super::keys::KeyLookup;
 use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::error::ApiError;
-use crate::db::placeholders;
+use crate::db::{placeholders, MAX_BINDS};
 use crate::revocation::{self, LeakAlert, Report, TokenRecord, TOKEN_RECORD_COLUMNS};
 use crate::startup::AppState;
 use crate::time::now_micros;
@@ -206,11 +206,11 @@ async fn process(
     Ok(feedback)
 }
 
-/// One query per 500 hashes (bind-parameter limits), outside the write
+/// One query per MAX_BINDS hashes, outside the write
 /// transaction: the revoking UPDATE re-checks `revoked_at` itself.
 async fn lookup_by_hash(state: &AppState, hashes: Vec<&str>) -> Result<Vec<TokenRecord>, ApiError> {
     let mut found = Vec::new();
-    for chunk in hashes.chunks(500) {
+    for chunk in hashes.chunks(MAX_BINDS) {
         let sql = format!(
             "SELECT {TOKEN_RECORD_COLUMNS} FROM tokens WHERE token_hash IN ({})",
             placeholders(1, chunk.len())
