@@ -108,6 +108,7 @@ pub async fn revoke_by_owner(
     actor: String,
 ) -> Result<bool, sqlx::Error> {
     let now = now_micros();
+    audit::lock_workspace(tx, &token.workspace_id).await?;
     let revoked = mark_revoked(tx, &[token.id.as_str()], REASON_API, now).await?;
     if revoked.is_empty() {
         return Ok(false);
@@ -138,6 +139,17 @@ pub async fn revoke_leaked(
     .execute(&mut **tx)
     .await?;
 
+    // Workspace locks first, in a fixed order, then token rows: the order
+    // every audited change takes, so concurrent alerts and API calls queue
+    // instead of deadlocking.
+    let workspaces: std::collections::BTreeSet<&str> = matches
+        .iter()
+        .filter(|(t, _)| t.revoked_at.is_none())
+        .map(|(t, _)| t.workspace_id.as_str())
+        .collect();
+    for workspace_id in workspaces {
+        audit::lock_workspace(tx, workspace_id).await?;
+    }
     let active: Vec<&str> = matches
         .iter()
         .filter(|(t, _)| t.revoked_at.is_none())

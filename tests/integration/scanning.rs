@@ -470,3 +470,37 @@ async fn a_key_github_withdraws_stops_being_trusted_after_the_periodic_refresh()
         .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn concurrent_copies_of_one_alert_revoke_once() {
+    // GitHub may retry an alert while the first delivery is still running.
+    let app = TestApp::spawn().await;
+    let a = app.workspace("A", "a@example.com").await;
+    let b = app.workspace("B", "b@example.com").await;
+    let mut tokens = Vec::new();
+    for i in 0..10 {
+        tokens.push(app.mint(&a, &format!("a{i}"), "member").await.0);
+        tokens.push(app.mint(&b, &format!("b{i}"), "member").await.0);
+    }
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let body = alert_body(&refs, "leakguard_public_api_token", "", "commit");
+    let sig = app.key.sign(&body);
+    let id = app.key.identifier();
+    let results =
+        futures_util::future::join_all((0..6).map(|_| app.post_alert_raw(body.clone(), &id, &sig)))
+            .await;
+    for res in results {
+        assert_eq!(res.status(), 200);
+        let feedback: Vec<Value> = res.json().await.unwrap();
+        assert!(feedback.iter().all(|f| f["label"] == "true_positive"));
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM audit_events WHERE type = 'Token Revoked'")
+            .await,
+        20
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox").await, 2);
+    assert_eq!(app.count("SELECT COUNT(*) FROM token_reports").await, 120);
+    let (checked, breaks) = leakguard::audit::verify(&app.db).await.unwrap();
+    assert_eq!((checked, breaks.len()), (2, 0));
+}
