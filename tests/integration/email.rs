@@ -427,6 +427,51 @@ async fn a_refused_message_is_retried_then_dead_then_requeued_from_the_cli() {
 }
 
 #[tokio::test]
+async fn temporary_refusals_at_mail_and_after_the_data_are_retried_until_accepted() {
+    let smtp = SmtpServer::start().await;
+    smtp.refuse(Stage::Mail, Some("421 4.3.2 service busy, try later"));
+    let app = app_with(&smtp, &[("OUTBOX_BACKOFF_BASE_SECS", "0.05")]).await;
+    let ws = app.workspace("Acme", "alice@example.com").await;
+    let (leaked, _) = app.mint(&ws, "leaky", "member").await;
+    app.report(&[&leaked]).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while smtp.refused_at(Stage::Mail) < 2 {
+        assert!(Instant::now() < deadline, "no second attempt");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Now the content goes through but is refused after the final dot: not
+    // delivered either.
+    smtp.refuse(Stage::EndOfData, Some("451 4.3.0 queue full"));
+    smtp.refuse(Stage::Mail, None);
+    while smtp.refused_at(Stage::EndOfData) < 2 {
+        assert!(Instant::now() < deadline, "no attempt past MAIL");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(smtp.count(), 0);
+    smtp.refuse(Stage::EndOfData, None);
+
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(messages[0].to, ["alice@example.com"]);
+    assert_eq!(
+        app.wait_for_count(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND attempts >= 5",
+            1,
+            10
+        )
+        .await,
+        1
+    );
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(smtp.count(), 1, "delivered exactly once");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE dead_at IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
 async fn a_claim_left_by_a_crashed_worker_is_delivered_after_its_lease() {
     let smtp = SmtpServer::start().await;
     let app = app_with(&smtp, &[]).await;

@@ -77,8 +77,8 @@ impl Received {
 struct Shared {
     messages: Mutex<Vec<Received>>,
     refusals: Mutex<HashMap<Stage, String>>,
-    /// Replies refused so far (any stage).
-    refused: AtomicUsize,
+    /// Refusals given so far, by stage.
+    refused: Mutex<HashMap<Stage, usize>>,
     /// Connections accepted so far.
     connections: AtomicUsize,
     /// Conversations waiting for `hold(false)` right now.
@@ -212,8 +212,19 @@ impl SmtpServer {
         self.shared.messages.lock().unwrap().len()
     }
 
+    /// Refusals given so far, all stages.
     pub fn refused(&self) -> usize {
-        self.shared.refused.load(Ordering::SeqCst)
+        self.shared.refused.lock().unwrap().values().sum()
+    }
+
+    pub fn refused_at(&self, stage: Stage) -> usize {
+        self.shared
+            .refused
+            .lock()
+            .unwrap()
+            .get(&stage)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn connections(&self) -> usize {
@@ -299,7 +310,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
     let refusal = |stage: Stage| {
         let reply = shared.refusals.lock().unwrap().get(&stage).cloned();
         if reply.is_some() {
-            shared.refused.fetch_add(1, Ordering::SeqCst);
+            *shared.refused.lock().unwrap().entry(stage).or_default() += 1;
         }
         reply
     };
