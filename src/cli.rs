@@ -192,6 +192,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let app = Application::build(settings).await?;
     tracing::info!("listening on {scheme}://{}:{}", bind.ip(), app.port());
+    crate::startup::stop_on_signal(app.handle());
     app.run_until_stopped().await
 }
 

@@ -123,17 +123,10 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until SIGTERM/SIGINT (or `handle().stop`), then drains: the
-    /// server finishes in-flight requests, the worker the message in hand.
+    /// Serves until `handle().stop`, then drains: the server finishes
+    /// in-flight requests, the worker the message in hand.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let handle = self.server.handle();
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::info!("shutdown signal received; draining");
-            handle.stop(true).await;
-        });
         let result = self.server.await;
-        signals.abort();
         let _ = self.shutdown.send(true);
         for task in self.background {
             let _ = task.await;
@@ -145,6 +138,16 @@ impl Application {
         tracing::info!("stopped");
         Ok(result?)
     }
+}
+
+/// Stops `handle` gracefully on SIGTERM or SIGINT. Only `serve` installs
+/// this: an application embedded in tests leaves the signals alone.
+pub fn stop_on_signal(handle: ServerHandle) {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown signal received; draining");
+        handle.stop(true).await;
+    });
 }
 
 async fn wait_for_signal() {
