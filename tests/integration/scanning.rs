@@ -504,3 +504,19 @@ async fn concurrent_copies_of_one_alert_revoke_once() {
     let (checked, breaks) = leakguard::audit::verify(&app.db).await.unwrap();
     assert_eq!((checked, breaks.len()), (2, 0));
 }
+
+#[tokio::test]
+async fn a_database_outage_gives_503_so_github_retries() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme", "alice@example.com").await;
+    let (member, _) = app.mint(&ws, "t", "member").await;
+    app.db.close().await;
+    let body = alert_body(&[&member], "leakguard_public_api_token", "", "commit");
+    let res = app.post_alert(body).await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    let body = json(res).await;
+    assert_eq!(body["errors"][0]["type"], "unavailable");
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+}
