@@ -22,7 +22,7 @@ pub struct Metrics {
     pub outbox_failed: IntCounter,
     pub outbox_dead: IntCounter,
     pub outbox_due: IntGauge,
-    pub outbox_dead_total: IntGauge,
+    pub outbox_dead_messages: IntGauge,
     pub outbox_oldest_due_seconds: IntGauge,
     pub db_connections_in_use: IntGauge,
 }
@@ -105,8 +105,8 @@ impl Metrics {
                 "outbox_dead_total",
                 "Emails given up on after the last attempt",
             ),
-            outbox_due: gauge("outbox_due", "Emails waiting to be sent"),
-            outbox_dead_total: gauge("outbox_dead", "Dead emails kept in the outbox"),
+            outbox_due: gauge("outbox_due_messages", "Emails waiting to be sent"),
+            outbox_dead_messages: gauge("outbox_dead_messages", "Dead emails kept in the outbox"),
             outbox_oldest_due_seconds: gauge(
                 "outbox_oldest_due_age_seconds",
                 "Age of the oldest email waiting to be sent",

@@ -144,7 +144,7 @@ impl Worker {
     async fn refresh_gauges(&self) {
         if let Ok(stats) = outbox::stats(&self.db).await {
             self.metrics.outbox_due.set(stats.due);
-            self.metrics.outbox_dead_total.set(stats.dead);
+            self.metrics.outbox_dead_messages.set(stats.dead);
             let age = stats
                 .oldest_due_micros
                 .map(|t| (crate::time::now_micros() - t).max(0) / 1_000_000)

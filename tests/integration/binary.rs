@@ -888,7 +888,7 @@ fn metrics_count_alerts_revocations_emails_and_requests() {
     let sent = wait_until(Duration::from_secs(20), || {
         let m = server.metrics();
         sample(&m, "leakguard_outbox_sent_total", &[]) == Some(1.0)
-            && sample(&m, "leakguard_outbox_due", &[]) == Some(0.0)
+            && sample(&m, "leakguard_outbox_due_messages", &[]) == Some(0.0)
     });
     assert!(
         sent,
@@ -922,7 +922,7 @@ fn metrics_count_alerts_revocations_emails_and_requests() {
     expect("leakguard_tokens_revoked_total", &[], 1.0);
     expect("leakguard_outbox_queued_total", &[], 1.0);
     expect("leakguard_outbox_sent_total", &[], 1.0);
-    expect("leakguard_outbox_due", &[], 0.0);
+    expect("leakguard_outbox_due_messages", &[], 0.0);
     expect(
         "leakguard_http_requests_total",
         &[

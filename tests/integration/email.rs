@@ -373,9 +373,9 @@ async fn a_refused_message_is_retried_then_dead_then_requeued_from_the_cli() {
     loop {
         let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
         let text = metrics.text().await.unwrap();
-        if text.contains("\nleakguard_outbox_dead 1\n") {
+        if text.contains("\nleakguard_outbox_dead_messages 1\n") {
             assert!(text.contains("\nleakguard_outbox_dead_total 1\n"));
-            assert!(text.contains("\nleakguard_outbox_due 0\n"));
+            assert!(text.contains("\nleakguard_outbox_due_messages 0\n"));
             break;
         }
         assert!(
