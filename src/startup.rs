@@ -191,18 +191,12 @@ async fn refresh_keys(state: web::Data<AppState>, mut shutdown: watch::Receiver<
 
 fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let tls = crate::tls::server_config(&state.settings)?;
-    let max_body = state.settings.max_body_bytes;
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(record_request))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(max_body)
-                    .error_handler(api::error::json_error_handler),
-            )
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
             .configure(|cfg| api::register(cfg, operational_endpoints()))
             .service(

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::auth::{Caller, Role};
+use super::body::JsonBody;
 use super::catalog::{self, CatalogEntry};
 use super::error::{ApiError, FieldError};
 use super::pagination::{fetch_page, PageRequest};
@@ -137,10 +138,11 @@ pub async fn list(
               (status = 422, description = "Every validation failure, including a sourceId that is not in this workspace")))]
 pub async fn create(
     caller: Caller,
-    body: web::Json<Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(
         &body,
         &["sourceId", "metadataId", "name", "enabled", "settings"],
@@ -246,10 +248,11 @@ const UPDATABLE: &[&str] = &["name", "enabled", "settings"];
 pub async fn update(
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, UPDATABLE)?;
     let name = fields.string("name", false, MAX_NAME);
     let enabled = fields.boolean("enabled", false);

@@ -134,27 +134,7 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Turns actix's own extractor failures (bad JSON, oversized bodies, bad
-/// query strings) into our error shape.
-pub fn json_error_handler(
-    err: actix_web::error::JsonPayloadError,
-    _req: &actix_web::HttpRequest,
-) -> actix_web::Error {
-    use actix_web::error::JsonPayloadError as E;
-    let api = match &err {
-        E::OverflowKnownLength { length, limit } => {
-            ApiError::PayloadTooLarge(format!("the body is {length} bytes; the limit is {limit}"))
-        }
-        E::Overflow { limit } => {
-            ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"))
-        }
-        E::ContentType => ApiError::BadRequest("send the body as application/json".into()),
-        E::Deserialize(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
-        other => ApiError::BadRequest(format!("cannot read the body: {other}")),
-    };
-    api.into()
-}
-
+/// Turns a bad query string into our error shape.
 pub fn query_error_handler(
     err: actix_web::error::QueryPayloadError,
     _req: &actix_web::HttpRequest,

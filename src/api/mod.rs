@@ -4,6 +4,7 @@
 
 pub mod audit_events;
 pub mod auth;
+pub mod body;
 pub mod catalog;
 pub mod destinations;
 pub mod error;

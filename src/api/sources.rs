@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use super::auth::{Caller, Role};
+use super::body::JsonBody;
 use super::catalog::{self, CatalogEntry};
 use super::error::{ApiError, FieldError};
 use super::pagination::{fetch_page, PageRequest};
@@ -138,10 +139,11 @@ pub async fn list(
               (status = 422, description = "Every validation failure")))]
 pub async fn create(
     caller: Caller,
-    body: web::Json<Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(
         &body,
         &[
@@ -246,10 +248,11 @@ const UPDATABLE: &[&str] = &["slug", "name", "enabled", "settings", "labels"];
 pub async fn update(
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, UPDATABLE)?;
     let slug = fields.slug("slug", false);
     let name = fields.string("name", false, MAX_NAME);

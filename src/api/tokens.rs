@@ -8,6 +8,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::auth::{Caller, Role};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
 use super::query::QueryParams;
@@ -150,10 +151,11 @@ pub async fn list(
               (status = 422, description = "Every validation failure")))]
 pub async fn create(
     caller: Caller,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["name", "role"])?;
     let name = fields.string("name", true, MAX_NAME);
     let role = fields.one_of("role", true, &["owner", "member", "read_only"]);

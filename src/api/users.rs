@@ -8,6 +8,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::auth::{Caller, Role};
+use super::body::JsonBody;
 use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
 use super::query::QueryParams;
@@ -138,10 +139,11 @@ pub async fn list(
               (status = 422, description = "Every validation failure")))]
 pub async fn create(
     caller: Caller,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["email", "name", "role"])?;
     let email = fields.email("email", true);
     let name = fields.string("name", false, MAX_NAME);
@@ -214,10 +216,11 @@ pub async fn get(
 pub async fn update(
     caller: Caller,
     path: web::Path<String>,
-    body: web::Json<serde_json::Value>,
+    body: JsonBody,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["role", "name"])?;
     let role = fields.one_of("role", false, USER_ROLES);
     let name = fields.string("name", false, MAX_NAME);

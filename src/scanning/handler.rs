@@ -4,12 +4,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 
 use super::alert::{self, Feedback, Label};
 use super::keys::KeyLookup;
 use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
+use crate::api::body::read_limited;
 use crate::api::error::ApiError;
 use crate::db::{placeholders, MAX_BINDS};
 use crate::revocation::{self, LeakAlert, Report, TokenRecord, TOKEN_RECORD_COLUMNS};
@@ -223,33 +223,4 @@ async fn lookup_by_hash(state: &AppState, hashes: Vec<&str>) -> Result<Vec<Token
         found.extend(rows.iter().map(revocation::token_record));
     }
     Ok(found)
-}
-
-/// Reads the body up to `limit` bytes; more is a 413 without reading on.
-async fn read_limited(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge(format!("the alert exceeds {limit} bytes"));
-    if let Some(length) = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if length > limit {
-            return Err(too_large());
-        }
-    }
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }

@@ -537,3 +537,42 @@ async fn the_last_owner_can_be_neither_removed_nor_demoted() {
     );
     assert_eq!(app.delete(&first_path, owner).await.status(), 200);
 }
+
+#[tokio::test]
+async fn errors_come_in_a_fixed_order_who_then_may_then_what() {
+    let app = TestApp::spawn_with(&[("MAX_BODY_BYTES", "1024")]).await;
+    let ws = app.workspace("Acme", "owner@acme.test").await;
+    let (reader, _) = app.mint(&ws, "reader", "read_only").await;
+    let (member, _) = app.mint(&ws, "member", "member").await;
+    let send = |token: String, content_type: &'static str, body: Vec<u8>| {
+        let request = app
+            .client
+            .post(app.url("/sources"))
+            .bearer_auth(token)
+            .header("Content-Type", content_type)
+            .body(body);
+        async move { request.send().await.unwrap() }
+    };
+    let broken = b"{\"slug\": ".to_vec();
+    let huge = vec![b' '; 4096];
+    // A role too low is told so whatever the body.
+    for body in [broken.clone(), huge.clone()] {
+        let res = send(reader.clone(), "application/json", body).await;
+        assert_eq!(res.status(), 403);
+        assert!(error_message(&json(res).await).contains("member"));
+    }
+    // Then the body: too large, not JSON, wrong content type.
+    assert_eq!(
+        send(member.clone(), "application/json", huge)
+            .await
+            .status(),
+        413
+    );
+    let res = send(member.clone(), "application/json", broken).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(res).await["errors"][0]["type"], "bad-request");
+    let res = send(member.clone(), "text/plain", b"{}".to_vec()).await;
+    assert_eq!(res.status(), 400);
+    assert!(error_message(&json(res).await).contains("application/json"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM sources").await, 0);
+}
