@@ -13,7 +13,6 @@ use super::body::JsonBody;
 use super::catalog::{self, CatalogEntry};
 use super::error::{ApiError, FieldError};
 use super::pagination::{fetch_page, PageRequest};
-use super::query::QueryParams;
 use super::settings;
 use super::validate::{Fields, MAX_NAME};
 use super::Endpoint;
@@ -112,11 +111,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let mut errors = Vec::new();
-    let page = PageRequest::from_query(&QueryParams::parse(req.query_string()), &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let page = PageRequest::from_request(&req)?;
     let (rows, pagination) = fetch_page(
         &state.db,
         "destinations",

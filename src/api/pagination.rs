@@ -39,6 +39,18 @@ pub struct Pagination {
 }
 
 impl PageRequest {
+    /// The page a list endpoint without other query parameters asks for;
+    /// 422 for a bad count or cursor.
+    pub fn from_request(req: &actix_web::HttpRequest) -> Result<PageRequest, ApiError> {
+        let mut errors = Vec::new();
+        let page = PageRequest::from_query(&QueryParams::parse(req.query_string()), &mut errors);
+        if errors.is_empty() {
+            Ok(page)
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+
     pub fn from_query(q: &QueryParams, errors: &mut Vec<FieldError>) -> PageRequest {
         let count = match q.get_any(COUNT_KEYS) {
             None => DEFAULT_COUNT,

@@ -11,7 +11,6 @@ use super::auth::{Caller, Role};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
-use super::query::QueryParams;
 use super::validate::{Fields, MAX_NAME};
 use super::Endpoint;
 use crate::audit::{self, NewEvent};
@@ -132,11 +131,7 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let mut errors = Vec::new();
-    let page = PageRequest::from_query(&QueryParams::parse(req.query_string()), &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let page = PageRequest::from_request(&req)?;
     let (rows, pagination) =
         fetch_page(&state.db, "tokens", COLUMNS, &caller.workspace_id, &page).await?;
     let tokens: Vec<TokenView> = rows.iter().map(|r| view(r, &state)).collect();
