@@ -142,19 +142,17 @@ pub async fn revoke_leaked(
     // Workspace locks first, in a fixed order, then token rows: the order
     // every audited change takes, so concurrent alerts and API calls queue
     // instead of deadlocking.
-    let workspaces: std::collections::BTreeSet<&str> = matches
+    let active: Vec<&TokenRecord> = matches
         .iter()
-        .filter(|(t, _)| t.revoked_at.is_none())
-        .map(|(t, _)| t.workspace_id.as_str())
+        .map(|(t, _)| t)
+        .filter(|t| t.revoked_at.is_none())
         .collect();
+    let workspaces: std::collections::BTreeSet<&str> =
+        active.iter().map(|t| t.workspace_id.as_str()).collect();
     for workspace_id in workspaces {
         audit::lock_workspace(tx, workspace_id).await?;
     }
-    let active: Vec<&str> = matches
-        .iter()
-        .filter(|(t, _)| t.revoked_at.is_none())
-        .map(|(t, _)| t.id.as_str())
-        .collect();
+    let active: Vec<&str> = active.iter().map(|t| t.id.as_str()).collect();
     let newly_revoked: std::collections::HashSet<String> =
         mark_revoked(tx, &active, REASON_GITHUB, alert.received_at)
             .await?
