@@ -81,7 +81,7 @@ pub enum TokenCommand {
         workspace: String,
         #[arg(long)]
         name: String,
-        #[arg(long, default_value = "member", value_parser = ["owner", "member", "read_only"])]
+        #[arg(long, default_value = "member", value_parser = clap::builder::PossibleValuesParser::new(crate::api::auth::ROLE_NAMES))]
         role: String,
     },
 }

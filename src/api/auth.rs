@@ -22,6 +22,9 @@ pub enum Role {
     Owner,
 }
 
+/// Every role's name, as the API and the CLI accept them.
+pub const ROLE_NAMES: &[&str] = &["owner", "member", "read_only"];
+
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {

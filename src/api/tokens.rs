@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-use super::auth::{Caller, Role};
+use super::auth::{Caller, Role, ROLE_NAMES};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
@@ -153,7 +153,7 @@ pub async fn create(
     let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["name", "role"])?;
     let name = fields.string("name", true, MAX_NAME);
-    let role = fields.one_of("role", true, &["owner", "member", "read_only"]);
+    let role = fields.one_of("role", true, ROLE_NAMES);
     fields.finish()?;
     let (name, role) = (name.expect("validated"), role.expect("validated"));
     let role = Role::parse(&role).expect("validated");

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-use super::auth::{Caller, Role};
+use super::auth::{Caller, Role, ROLE_NAMES};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::pagination::{fetch_page, PageRequest};
@@ -17,8 +17,6 @@ use crate::audit::{self, NewEvent};
 use crate::db::{is_unique_violation, Tx};
 use crate::startup::AppState;
 use crate::time::{format_micros, now_micros};
-
-pub const USER_ROLES: &[&str] = &["owner", "member", "read_only"];
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -142,7 +140,7 @@ pub async fn create(
     let mut fields = Fields::of(&body, &["email", "name", "role"])?;
     let email = fields.email("email", true);
     let name = fields.string("name", false, MAX_NAME);
-    let role = fields.one_of("role", true, USER_ROLES);
+    let role = fields.one_of("role", true, ROLE_NAMES);
     fields.finish()?;
     let email = email.expect("validated");
     let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
@@ -217,7 +215,7 @@ pub async fn update(
     caller.require(Role::Owner)?;
     let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["role", "name"])?;
-    let role = fields.one_of("role", false, USER_ROLES);
+    let role = fields.one_of("role", false, ROLE_NAMES);
     let name = fields.string("name", false, MAX_NAME);
     fields.require_any(&["role", "name"]);
     fields.finish()?;
