@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sqlx::Row;
 use tokio::sync::{watch, Notify};
 
-use crate::smtp_server::{Received, SmtpServer, Stage};
+use crate::smtp_server::{Received, ReceivedExt, SmtpServer, Stage};
 use crate::support::{is_postgres, json, TestApp, Workspace};
 
 const PUBLIC_URL: &str = "https://leakguard.example.com";
