@@ -1,0 +1,909 @@
+//! The benchmark: `cargo run --release --bin bench` (add `-- --postgres
+//! postgres://…` for a second run on PostgreSQL). It starts the release
+//! server as a child process on a fresh database, loads it from this
+//! process over loopback, measures the machine's own bounds in the same run
+//! (V: P-256 verifications per second on one core; H: `GET /healthz` per
+//! second), prints one table and writes it into docs/BENCHMARKS.md between
+//! the markers. See that file for what each row means.
+
+mod load;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use leakguard::api::auth::Role;
+use leakguard::db::Db;
+use leakguard::notify::smtp_server::SmtpServer;
+use leakguard::scanning::signature::{decode_signature, VerifyingKey};
+use leakguard::scanning::simulate::{alert_body, DevKey};
+use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
+use leakguard::token::{PublicToken, TOKEN_TYPE};
+
+use load::{closed_loop, request, Conn};
+
+/// The first argument that makes this binary the server (`leakguard serve`
+/// with the settings in the environment): the same release build as the
+/// load generator, in a process of its own.
+const SERVE_ARG: &str = "--as-server";
+const BEGIN: &str = "<!-- bench:begin -->";
+const END: &str = "<!-- bench:end -->";
+const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
+
+#[derive(Parser)]
+#[command(about = "Benchmarks the release server against this machine's bounds")]
+struct Args {
+    /// Also run on PostgreSQL, in a fresh database created (and dropped) on
+    /// this server, e.g. postgres://postgres@127.0.0.1:5432/test
+    #[arg(long, env = "LEAKGUARD_BENCH_POSTGRES_URL")]
+    postgres: Option<String>,
+    /// Seconds of load per throughput measurement.
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f64,
+    /// Concurrent keep-alive connections for the throughput measurements.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Tiny sizes: proves that the command works, measures nothing useful.
+    #[arg(long)]
+    quick: bool,
+    /// The file whose table (between the bench markers) is replaced; created
+    /// if missing.
+    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    out: PathBuf,
+}
+
+/// How much of everything one run does.
+struct Sizes {
+    seconds: f64,
+    warmup: f64,
+    v_seconds: f64,
+    small_batch: usize,
+    big_batch: usize,
+    batch_rounds: usize,
+    revoke_batch: usize,
+    revoke_rounds: usize,
+    mail_alerts: usize,
+}
+
+impl Sizes {
+    fn new(args: &Args) -> Sizes {
+        if args.quick {
+            Sizes {
+                seconds: 0.3,
+                warmup: 0.1,
+                v_seconds: 0.1,
+                small_batch: 10,
+                big_batch: 20,
+                batch_rounds: 3,
+                revoke_batch: 5,
+                revoke_rounds: 2,
+                mail_alerts: 3,
+            }
+        } else {
+            Sizes {
+                seconds: args.seconds,
+                warmup: 1.0,
+                v_seconds: 2.0,
+                small_batch: 1_000,
+                big_batch: 10_000,
+                batch_rounds: 50,
+                revoke_batch: 1_000,
+                revoke_rounds: 30,
+                mail_alerts: 200,
+            }
+        }
+    }
+}
+
+/// One backend's figures.
+struct Results {
+    backend: &'static str,
+    verifications: f64,
+    measured: Measured,
+    peak_rss_kib: u64,
+}
+
+/// What the load measured.
+struct Measured {
+    healthz: Rate,
+    authenticated: Rate,
+    alerts: Rate,
+    small: Latency,
+    big: Latency,
+    revoke: Latency,
+    mail: Latency,
+}
+
+/// Requests per second, and the server's CPU time (all threads, user and
+/// system) per request: the cost of a request even when other processes
+/// take CPU from the run.
+struct Rate {
+    per_second: f64,
+    server_cpu: Duration,
+}
+
+impl Rate {
+    fn show(&self, bound: f64, bound_name: &str) -> String {
+        format!(
+            "{:.0} ({:.2} {bound_name}; server CPU {:.0} µs each)",
+            self.per_second,
+            self.per_second / bound,
+            self.server_cpu.as_secs_f64() * 1e6
+        )
+    }
+}
+
+struct Latency {
+    p50: Duration,
+    p99: Duration,
+    samples: usize,
+    /// The server's CPU time per request, where nothing else ran meanwhile.
+    server_cpu: Option<Duration>,
+}
+
+impl Latency {
+    fn of(mut samples: Vec<Duration>) -> Latency {
+        samples.sort();
+        // Nearest rank.
+        let rank =
+            |p: f64| samples[((p / 100.0 * samples.len() as f64).ceil() as usize).max(1) - 1];
+        Latency {
+            p50: rank(50.0),
+            p99: rank(99.0),
+            samples: samples.len(),
+            server_cpu: None,
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(SERVE_ARG) {
+        let runtime = tokio::runtime::Runtime::new()?;
+        let cli = leakguard::cli::Cli::parse_from(["leakguard", "serve"]);
+        std::process::exit(runtime.block_on(leakguard::cli::run(cli)));
+    }
+    let args = Args::parse();
+    // A bad output file is found before minutes of measuring, not after.
+    if let Err(e) = existing_text(&args.out) {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+    let sizes = Sizes::new(&args);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut results = Vec::new();
+    let dir = ScratchDir::new("sqlite")?;
+    let sqlite = format!("sqlite://{}", dir.0.join("bench.db").display());
+    results.push(runtime.block_on(run("SQLite", &sqlite, &args, &sizes))?);
+    if let Some(base) = &args.postgres {
+        let pg = runtime.block_on(PostgresDatabase::create(base))?;
+        let result = runtime.block_on(run("PostgreSQL", &pg.url, &args, &sizes));
+        runtime.block_on(pg.drop_database())?;
+        results.push(result?);
+    }
+    let section = report(&args, &results);
+    println!("{section}");
+    write_section(&args.out, &section)?;
+    eprintln!("bench: wrote the table into {}", args.out.display());
+    Ok(())
+}
+
+/// P-256 / SHA-256 verifications per second on one thread, over a
+/// single-token alert signed like the ones the endpoint checks.
+fn verifications_per_second(seconds: f64) -> f64 {
+    let key = DevKey::generate();
+    let body = alert_body(
+        &[PublicToken::generate().expose()],
+        TOKEN_TYPE,
+        LOCATION,
+        "commit",
+    );
+    let signature = decode_signature(&key.sign(&body)).expect("our own signature");
+    let verifying = VerifyingKey::from_spki_pem(&key.public_pem()).expect("our own key");
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let limit = Duration::from_secs_f64(seconds);
+        let mut count = 0u64;
+        while started.elapsed() < limit {
+            for _ in 0..64 {
+                assert!(verifying.verify(&body, &signature));
+            }
+            count += 64;
+        }
+        count as f64 / started.elapsed().as_secs_f64()
+    })
+    .join()
+    .expect("the verification loop")
+}
+
+async fn run(
+    backend: &'static str,
+    database_url: &str,
+    args: &Args,
+    sizes: &Sizes,
+) -> anyhow::Result<Results> {
+    eprintln!("bench: {backend}: measuring V (ring P-256 verifications on one core)");
+    let verifications = verifications_per_second(sizes.v_seconds);
+    let dir = ScratchDir::new(backend)?;
+    let key = DevKey::generate();
+    key.write_to(&dir.0)?;
+
+    eprintln!("bench: {backend}: preparing workspaces and tokens");
+    let db = Db::connect(database_url).await?;
+    db.migrate().await?;
+    let revoking =
+        leakguard::api::workspace::create(&db, "Revoked", "owner@revoked.invalid").await?;
+    let mailed = leakguard::api::workspace::create(&db, "Mailed", "owner@mailed.invalid").await?;
+    let to_revoke = mint(
+        &db,
+        &revoking.workspace.id,
+        sizes.revoke_batch * sizes.revoke_rounds,
+    )
+    .await?;
+    let to_mail = mint(&db, &mailed.workspace.id, sizes.mail_alerts).await?;
+    db.close().await;
+
+    let smtp = SmtpServer::start().await;
+    let mut server = Server::start(database_url, &dir.0, &smtp.url()).await?;
+    let outcome = measure(
+        &server,
+        &key,
+        &revoking.token,
+        &to_revoke,
+        &to_mail,
+        &smtp,
+        args,
+        sizes,
+    )
+    .await;
+    let peak_rss_kib = server.peak_rss_kib();
+    server.stop();
+    Ok(Results {
+        backend,
+        verifications,
+        measured: outcome?,
+        peak_rss_kib: peak_rss_kib?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn measure(
+    server: &Server,
+    key: &DevKey,
+    owner_token: &str,
+    to_revoke: &[String],
+    to_mail: &[String],
+    smtp: &SmtpServer,
+    args: &Args,
+    sizes: &Sizes,
+) -> anyhow::Result<Measured> {
+    let addr = server.addr;
+    let throughput = |requests: Vec<Vec<u8>>| {
+        let requests = Arc::new(requests);
+        async move {
+            closed_loop(
+                addr,
+                requests.clone(),
+                args.connections,
+                Duration::from_secs_f64(sizes.warmup),
+                200,
+            )
+            .await?;
+            let cpu_before = server.cpu_time()?;
+            let load = closed_loop(
+                addr,
+                requests,
+                args.connections,
+                Duration::from_secs_f64(sizes.seconds),
+                200,
+            )
+            .await?;
+            let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+            anyhow::Ok(Rate {
+                per_second: load.per_second(),
+                server_cpu: cpu / load.requests.max(1) as u32,
+            })
+        }
+    };
+
+    eprintln!("bench: H: GET /healthz");
+    let healthz = throughput(vec![request("GET", "/healthz", &[], b"")]).await?;
+
+    eprintln!("bench: authenticated GET /sources/{{id}}");
+    let source_id = create_source(addr, owner_token).await?;
+    let reader = mint_through_api(addr, owner_token, "read_only").await?;
+    let bearer = format!("Bearer {reader}");
+    let authenticated = throughput(vec![request(
+        "GET",
+        &format!("/sources/{source_id}"),
+        &[("Authorization", &bearer)],
+        b"",
+    )])
+    .await?;
+
+    eprintln!("bench: single-token alerts (unknown, well-formed tokens)");
+    let singles = (0..256)
+        .map(|_| alert_request(key, &[PublicToken::generate().expose()]))
+        .collect();
+    let alerts = throughput(singles).await?;
+
+    let mut conn = Conn::connect(addr).await?;
+    let batch = |size: usize| {
+        let tokens: Vec<String> = (0..size)
+            .map(|_| PublicToken::generate().expose().to_string())
+            .collect();
+        alert_request(key, &tokens.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (small_request, big_request) = (batch(sizes.small_batch), batch(sizes.big_batch));
+    eprintln!("bench: alerts of {} unknown tokens", sizes.small_batch);
+    let cpu_before = server.cpu_time()?;
+    let mut small = Latency::of(timed(&mut conn, &small_request, sizes.batch_rounds, 0).await?);
+    small.server_cpu = Some((server.cpu_time()? - cpu_before) / small.samples as u32);
+    eprintln!("bench: alerts of {} unknown tokens", sizes.big_batch);
+    let cpu_before = server.cpu_time()?;
+    let mut big = Latency::of(timed(&mut conn, &big_request, sizes.batch_rounds, 0).await?);
+    big.server_cpu = Some((server.cpu_time()? - cpu_before) / big.samples as u32);
+
+    eprintln!("bench: alerts revoking {} tokens each", sizes.revoke_batch);
+    let cpu_before = server.cpu_time()?;
+    let mut revoke = Vec::new();
+    for chunk in to_revoke.chunks(sizes.revoke_batch) {
+        let tokens: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        revoke.extend(timed(&mut conn, &alert_request(key, &tokens), 1, chunk.len()).await?);
+    }
+    let mut revoke = Latency::of(revoke);
+    // Includes the outbox worker's rendering and sending of their mail.
+    revoke.server_cpu = Some((server.cpu_time()? - cpu_before) / revoke.samples as u32);
+
+    eprintln!(
+        "bench: alert to SMTP, {} alerts one after another",
+        to_mail.len()
+    );
+    // The revoking alerts' mail (one owner each) comes first.
+    let before = sizes.revoke_rounds;
+    wait_for_mail(smtp, before).await?;
+    let mut mail = Vec::new();
+    for (i, token) in to_mail.iter().enumerate() {
+        let request = alert_request(key, &[token]);
+        let posted = Instant::now();
+        let (status, _) = conn.exchange(&request).await?;
+        anyhow::ensure!(status == 200, "alert answered {status}");
+        wait_for_mail(smtp, before + i + 1).await?;
+        mail.push(smtp.arrivals()[before + i] - posted);
+    }
+    let mail = Latency::of(mail);
+    Ok(Measured {
+        healthz,
+        authenticated,
+        alerts,
+        small,
+        big,
+        revoke,
+        mail,
+    })
+}
+
+/// Sends `request` `rounds` times, one after another; each answer must be a
+/// 200 that labels exactly `true_positives` tokens as ours.
+async fn timed(
+    conn: &mut Conn,
+    request: &[u8],
+    rounds: usize,
+    true_positives: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let (status, body) = conn.exchange(request).await?;
+        times.push(started.elapsed());
+        anyhow::ensure!(status == 200, "alert answered {status}");
+        let found = count(body, b"\"true_positive\"");
+        anyhow::ensure!(
+            found == true_positives,
+            "{found} tokens were ours, {true_positives} expected"
+        );
+    }
+    Ok(times)
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+async fn wait_for_mail(smtp: &SmtpServer, n: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while smtp.count() < n {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{n} messages expected at the SMTP sink, {} arrived",
+            smtp.count()
+        );
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    Ok(())
+}
+
+fn alert_request(key: &DevKey, tokens: &[&str]) -> Vec<u8> {
+    let body = alert_body(tokens, TOKEN_TYPE, LOCATION, "commit");
+    let signature = key.sign(&body);
+    request(
+        "POST",
+        "/secret-scanning/github",
+        &[
+            ("Content-Type", "application/json"),
+            (KEY_ID_HEADER, &key.identifier()),
+            (SIGNATURE_HEADER, &signature),
+        ],
+        &body,
+    )
+}
+
+/// `n` member tokens in one transaction; their plaintexts.
+async fn mint(db: &Db, workspace_id: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut tx = db.begin().await?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let minted = leakguard::api::tokens::mint(
+            &mut tx,
+            workspace_id,
+            &format!("bench {i}"),
+            Role::Member,
+            leakguard::audit::CLI_ACTOR,
+        )
+        .await?;
+        out.push(minted.secret.expose().to_string());
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+async fn api(
+    addr: SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<serde_json::Value> {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://{addr}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let res = req.send().await?;
+    let status = res.status();
+    let json: serde_json::Value = res.json().await?;
+    anyhow::ensure!(status.is_success(), "{path} answered {status}: {json}");
+    Ok(json)
+}
+
+async fn create_source(addr: SocketAddr, owner_token: &str) -> anyhow::Result<String> {
+    let catalog = api(
+        addr,
+        reqwest::Method::GET,
+        "/catalog/sources",
+        owner_token,
+        None,
+    )
+    .await?;
+    let metadata_id = catalog["data"]["sourcesCatalog"][0]["id"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("an empty source catalog: {catalog}"))?;
+    let body = serde_json::json!({ "slug": "web", "enabled": true, "metadataId": metadata_id });
+    let created = api(
+        addr,
+        reqwest::Method::POST,
+        "/sources",
+        owner_token,
+        Some(body),
+    )
+    .await?;
+    created["data"]["source"]["id"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no source id in {created}"))
+}
+
+async fn mint_through_api(
+    addr: SocketAddr,
+    owner_token: &str,
+    role: &str,
+) -> anyhow::Result<String> {
+    let body = serde_json::json!({ "name": "bench reader", "role": role });
+    let created = api(
+        addr,
+        reqwest::Method::POST,
+        "/tokens",
+        owner_token,
+        Some(body),
+    )
+    .await?;
+    created["data"]["secret"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("no secret in {created}"))
+}
+
+/// The server under test, in a child process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    async fn start(database_url: &str, dir: &Path, smtp_url: &str) -> anyhow::Result<Server> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = std::fs::File::create(dir.join("server.log"))?;
+        let mut command = Command::new(std::env::current_exe()?);
+        // Only the settings below: none from the environment of whoever runs the bench.
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LEAKGUARD_") || name == "RUST_LOG" {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .arg(SERVE_ARG)
+            .env("LEAKGUARD_DATABASE_URL", database_url)
+            .env("LEAKGUARD_BIND", addr.to_string())
+            .env(
+                "LEAKGUARD_GITHUB_KEYS_URL",
+                format!("file://{}/keys.json", dir.display()),
+            )
+            .env("LEAKGUARD_SMTP_URL", smtp_url)
+            .env("LEAKGUARD_MAIL_DIR", dir.join("mail"))
+            .env("LEAKGUARD_LOG_FORMAT", "json")
+            // The benchmark measures throughput, not the per-token limit.
+            .env("LEAKGUARD_RATE_LIMIT_BURST", "1000000000")
+            .env("LEAKGUARD_RATE_LIMIT_PER_SECOND", "1000000000")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        let mut server = Server { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = server.child.try_wait()? {
+                let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+                anyhow::bail!("the server exited ({status}) before it was ready:\n{log}");
+            }
+            if let Ok(mut conn) = Conn::connect(addr).await {
+                if let Ok((200, _)) = conn.exchange(&request("GET", "/readyz", &[], b"")).await {
+                    return Ok(server);
+                }
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the server was not ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// User and system CPU time of all its threads so far.
+    fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // After the command name in parentheses: utime and stime are the
+        // 12th and 13th fields, in clock ticks (USER_HZ, 100 on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| -> anyhow::Result<u64> {
+            Ok(fields
+                .get(i)
+                .ok_or_else(|| anyhow::anyhow!("short /proc/{}/stat", self.child.id()))?
+                .parse()?)
+        };
+        Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
+    }
+
+    /// VmHWM: the most resident memory the process has had.
+    fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/{}/status", self.child.id()))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A directory of its own under the system's temporary directory, removed
+/// when dropped (tempfile is only a dev-dependency).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new(label: &str) -> anyhow::Result<ScratchDir> {
+        let path = std::env::temp_dir().join(format!(
+            "leakguard-bench-{}-{}-{}",
+            std::process::id(),
+            label.to_ascii_lowercase(),
+            leakguard::id::new_id()
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(ScratchDir(path))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh database on a PostgreSQL server, for one run.
+struct PostgresDatabase {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl PostgresDatabase {
+    async fn create(base: &str) -> anyhow::Result<PostgresDatabase> {
+        use sqlx::Connection;
+        let name = format!("lg_bench_{}", leakguard::id::new_id().to_ascii_lowercase());
+        let mut conn = sqlx::PgConnection::connect(base).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let mut url = url::Url::parse(base)?;
+        url.set_path(&format!("/{name}"));
+        Ok(PostgresDatabase {
+            base: base.to_string(),
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    async fn drop_database(&self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.base).await?;
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- report
+
+fn report(args: &Args, results: &[Results]) -> String {
+    let mut out = String::new();
+    let mut command = String::from("cargo run --release --bin bench");
+    let passed: Vec<String> = std::env::args().skip(1).collect();
+    if !passed.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&passed.join(" "));
+    }
+    if args.postgres.is_some() && !passed.iter().any(|a| a.starts_with("--postgres")) {
+        command = format!("LEAKGUARD_BENCH_POSTGRES_URL=… {command}");
+    }
+    out.push_str(&format!("Command: `{command}`\n\n"));
+    out.push_str(&format!("Machine: {}\n\n", machine()));
+    if args.quick {
+        out.push_str("**--quick: tiny sizes, not a measurement.**\n\n");
+    }
+    let header: Vec<&str> = results.iter().map(|r| r.backend).collect();
+    out.push_str(&format!(
+        "| | {} | target ({}) | met |\n",
+        header.join(" | "),
+        results[0].backend
+    ));
+    out.push_str(&format!("|---|{}---|---|\n", "---|".repeat(results.len())));
+    let first = &results[0];
+    let row = |out: &mut String,
+               name: String,
+               cell: &dyn Fn(&Results) -> String,
+               target: &str,
+               met: Option<bool>| {
+        let cells: Vec<String> = results.iter().map(cell).collect();
+        let met = match met {
+            Some(true) => "met",
+            Some(false) => "**not met**",
+            None => "",
+        };
+        out.push_str(&format!(
+            "| {name} | {} | {target} | {met} |\n",
+            cells.join(" | ")
+        ));
+    };
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1e3);
+    let latency = |l: &Latency| match l.server_cpu {
+        Some(cpu) => format!(
+            "{} / {} ms (server CPU {} ms each)",
+            ms(l.p50),
+            ms(l.p99),
+            ms(cpu)
+        ),
+        None => format!("{} / {} ms", ms(l.p50), ms(l.p99)),
+    };
+    row(
+        &mut out,
+        "**V**: ring P-256 verifications/s, one core".into(),
+        &|r| format!("{:.0}", r.verifications),
+        "",
+        None,
+    );
+    row(
+        &mut out,
+        format!(
+            "single-token alerts/s, {} connections (ratio to V)",
+            args.connections
+        ),
+        &|r| r.measured.alerts.show(r.verifications, "V"),
+        "≥ 0.6 V",
+        Some(first.measured.alerts.per_second >= 0.6 * first.verifications),
+    );
+    row(
+        &mut out,
+        format!(
+            "alert of {} unknown tokens, p50 / p99 ({} runs)",
+            first_size(args, true),
+            first.measured.small.samples
+        ),
+        &|r| latency(&r.measured.small),
+        "",
+        None,
+    );
+    row(
+        &mut out,
+        format!(
+            "alert of {} unknown tokens, p50 / p99 ({} runs)",
+            first_size(args, false),
+            first.measured.big.samples
+        ),
+        &|r| latency(&r.measured.big),
+        "p99 < 100 ms",
+        Some(first.measured.big.p99 < Duration::from_millis(100)),
+    );
+    row(
+        &mut out,
+        format!(
+            "alert revoking {} tokens of one workspace, p50 / p99 ({} runs)",
+            Sizes::new(args).revoke_batch,
+            first.measured.revoke.samples
+        ),
+        &|r| latency(&r.measured.revoke),
+        "p99 < 500 ms",
+        Some(first.measured.revoke.p99 < Duration::from_millis(500)),
+    );
+    row(
+        &mut out,
+        "**H**: `GET /healthz` requests/s".into(),
+        &|r| r.measured.healthz.show(r.measured.healthz.per_second, "H"),
+        "",
+        None,
+    );
+    row(
+        &mut out,
+        "authenticated `GET /sources/{id}` requests/s (ratio to H)".into(),
+        &|r| {
+            r.measured
+                .authenticated
+                .show(r.measured.healthz.per_second, "H")
+        },
+        "≥ 0.5 H",
+        Some(first.measured.authenticated.per_second >= 0.5 * first.measured.healthz.per_second),
+    );
+    row(
+        &mut out,
+        format!(
+            "alert to SMTP, p50 / p99 ({} alerts)",
+            first.measured.mail.samples
+        ),
+        &|r| latency(&r.measured.mail),
+        "p99 < 1 s",
+        Some(first.measured.mail.p99 < Duration::from_secs(1)),
+    );
+    row(
+        &mut out,
+        "peak RSS of the server".into(),
+        &|r| format!("{:.1} MiB", r.peak_rss_kib as f64 / 1024.0),
+        "< 100 MiB",
+        Some(first.peak_rss_kib < 100 * 1024),
+    );
+    out
+}
+
+fn first_size(args: &Args, small: bool) -> String {
+    let sizes = Sizes::new(args);
+    let n = if small {
+        sizes.small_batch
+    } else {
+        sizes.big_batch
+    };
+    thousands(n)
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// nproc, CPU model, memory, kernel, rustc and the date, as the run saw them.
+fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or("?".into(), |kib| {
+            format!("{:.0} GiB", kib / 1024.0 / 1024.0)
+        });
+    let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
+    let rustc = Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "rustc not found".into());
+    let load = read("/proc/loadavg");
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "nproc {cores}, {cpu}, {memory}; Linux {kernel}; {rustc}; load average at the end {}; {}",
+        load.join(" "),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// The text of `path`, which must hold both markers; `None` if it does
+/// not exist yet.
+fn existing_text(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match (text.find(BEGIN), text.find(END)) {
+            (Some(begin), Some(end)) if begin < end => Ok(Some(text)),
+            _ => anyhow::bail!("{} has no {BEGIN} … {END} markers", path.display()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Replaces what lies between the markers in `path`, or creates it with
+/// just the markers and the section.
+fn write_section(path: &Path, section: &str) -> anyhow::Result<()> {
+    let block = format!("{BEGIN}\n{section}{END}");
+    let text = match existing_text(path)? {
+        Some(text) => {
+            let start = text.find(BEGIN).expect("checked");
+            let end = text.find(END).expect("checked") + END.len();
+            format!("{}{block}{}", &text[..start], &text[end..])
+        }
+        None => format!("{block}\n"),
+    };
+    std::fs::write(path, text)?;
+    Ok(())
+}
