@@ -19,11 +19,16 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
+    reader: AnyPool,
     backend: Backend,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// SQLite connections that only read, beside the one writer. WAL lets them
+/// read while it writes; each has a thread of its own in sqlx.
+const SQLITE_READERS: u32 = 4;
 
 impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -42,14 +47,12 @@ impl Db {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let pool = match backend {
+        let (pool, reader) = match backend {
             // SQLite allows one writer at a time; a single connection turns
             // that into an orderly async queue instead of SQLITE_BUSY errors
             // when two read-then-write transactions meet.
             Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(10))
+                let writer = sqlite_pool(1)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -59,18 +62,43 @@ impl Db {
                             Ok(())
                         })
                     })
+                    .connect_with(options.clone())
+                    .await?;
+                // An in-memory database exists only in its one connection.
+                if url.contains(":memory:") || url.contains("mode=memory") {
+                    return Ok(Db {
+                        reader: writer.clone(),
+                        pool: writer,
+                        backend,
+                    });
+                }
+                // Opened after the writer, which switched the file to WAL.
+                let reader = sqlite_pool(SQLITE_READERS)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA query_only = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            Ok(())
+                        })
+                    })
                     .connect_with(options)
-                    .await?
+                    .await?;
+                (writer, reader)
             }
             Backend::Postgres => {
-                AnyPoolOptions::new()
+                let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
-                    .await?
+                    .await?;
+                (pool.clone(), pool)
             }
         };
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            reader,
+            backend,
+        })
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx takes an advisory lock,
@@ -107,8 +135,17 @@ impl Db {
         self.backend
     }
 
+    /// For everything, writes included.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// For single statements that only read (on SQLite a write through it
+    /// fails). They see every transaction committed before they start, so
+    /// a revocation is visible to the next request; on SQLite they do not
+    /// queue behind the writer. On PostgreSQL this is the same pool.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
@@ -134,8 +171,19 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.reader.close().await;
         self.pool.close().await
     }
+}
+
+fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(10))
+        // An embedded connection cannot drop; sqlx's default ping before
+        // every acquire is one more round trip to the connection's thread
+        // for each statement.
+        .test_before_acquire(false)
 }
 
 /// Bind parameters per batched statement. SQLite looks each `$N` up by a
