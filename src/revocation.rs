@@ -52,6 +52,7 @@ pub struct Report {
     pub token_type: String,
 }
 
+#[derive(Debug, Clone)]
 pub struct LeakAlert {
     pub id: String,
     pub received_at: i64,
@@ -127,17 +128,7 @@ pub async fn revoke_leaked(
     alert: &LeakAlert,
     matches: &[(TokenRecord, Report)],
 ) -> anyhow::Result<LeakOutcome> {
-    sqlx::query(
-        "INSERT INTO alerts (id, received_at, key_identifier, reported, matched, revoked)
-         VALUES ($1, $2, $3, $4, $5, 0)",
-    )
-    .bind(&alert.id)
-    .bind(alert.received_at)
-    .bind(&alert.key_identifier)
-    .bind(alert.reported as i64)
-    .bind(matches.len() as i64)
-    .execute(&mut **tx)
-    .await?;
+    record_alerts(&mut **tx, &[(alert, matches.len())]).await?;
 
     // Workspace locks first, in a fixed order, then token rows: the order
     // every audited change takes, so concurrent alerts and API calls queue
@@ -241,6 +232,42 @@ pub async fn revoke_leaked(
         revoked: newly_revoked.len(),
         emails_queued,
     })
+}
+
+/// Columns of one alert record.
+pub const ALERT_COLUMNS: usize = 5;
+
+/// The alerts' own records, (alert, tokens of ours in it), in one
+/// statement: at most `rows_per_statement(ALERT_COLUMNS)` of them.
+/// `revoked` starts at 0 and is set once known.
+pub async fn record_alerts<'c, E>(db: E, alerts: &[(&LeakAlert, usize)]) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let values = (0..alerts.len())
+        .map(|i| {
+            format!(
+                "({}, 0)",
+                placeholders(i * ALERT_COLUMNS + 1, ALERT_COLUMNS)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "INSERT INTO alerts (id, received_at, key_identifier, reported, matched, revoked)
+         VALUES {values}"
+    );
+    let mut query = sqlx::query(&sql);
+    for (alert, matched) in alerts {
+        query = query
+            .bind(&alert.id)
+            .bind(alert.received_at)
+            .bind(&alert.key_identifier)
+            .bind(alert.reported as i64)
+            .bind(*matched as i64);
+    }
+    query.execute(db).await?;
+    Ok(())
 }
 
 async fn record_reports(

@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::notify::{transport::Transport, worker::Worker, Notifier};
-use crate::scanning::{self, keys::KeyStore};
+use crate::scanning::{self, keys::KeyStore, recorder::AlertRecorder};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -31,6 +31,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub rate_limiter: RateLimiter,
     pub last_used: LastUsed,
+    pub alert_recorder: AlertRecorder,
 }
 
 pub struct Application {
@@ -89,6 +90,7 @@ impl Application {
                 settings.rate_limit_per_second,
             ),
             last_used: LastUsed::default(),
+            alert_recorder: AlertRecorder::start(db.clone()),
             settings,
             db,
             keys,

@@ -11,7 +11,7 @@ use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::body::read_limited;
 use crate::api::error::ApiError;
-use crate::db::{placeholders, MAX_BINDS};
+use crate::db::Backend;
 use crate::revocation::{self, LeakAlert, Report, TokenRecord, TOKEN_RECORD_COLUMNS};
 use crate::startup::AppState;
 use crate::time::now_micros;
@@ -116,17 +116,22 @@ async fn process(
         .collect();
 
     // Tokens with a wrong prefix or checksum are not ours: no database work.
-    let candidates: HashMap<String, usize> = reported
+    // The hash is also the feedback for a well-formed token that is not ours.
+    let mut hashes: Vec<Option<String>> = reported
+        .iter()
+        .map(|r| PublicToken::parse(&r.token).ok().map(|t| t.hash()))
+        .collect();
+    let candidates: HashMap<&str, usize> = hashes
         .iter()
         .enumerate()
-        .filter_map(|(i, r)| PublicToken::parse(&r.token).ok().map(|t| (t.hash(), i)))
+        .filter_map(|(i, h)| h.as_deref().map(|h| (h, i)))
         .collect();
-    let found = lookup_by_hash(state, candidates.keys().map(String::as_str).collect()).await?;
+    let found = lookup_by_hash(state, candidates.keys().copied().collect()).await?;
 
     let matches: Vec<(TokenRecord, Report)> = found
         .into_iter()
         .map(|record| {
-            let r = &reported[candidates[&record.token_hash]];
+            let r = &reported[candidates[record.token_hash.as_str()]];
             let report = Report {
                 url: r.url.clone().unwrap_or_default(),
                 source: r.source.clone().unwrap_or_default(),
@@ -137,7 +142,7 @@ async fn process(
         .collect();
     let ours: HashSet<usize> = matches
         .iter()
-        .map(|(t, _)| candidates[&t.token_hash])
+        .map(|(t, _)| candidates[t.token_hash.as_str()])
         .collect();
 
     let leak = LeakAlert {
@@ -146,14 +151,24 @@ async fn process(
         key_identifier: key_id.to_string(),
         reported: total,
     };
-    let mut tx = state.db.begin().await?;
-    let outcome = revocation::revoke_leaked(&mut tx, &state.notifier, &leak, &matches)
-        .await
-        .map_err(|e| match e.downcast::<sqlx::Error>() {
-            Ok(db) => ApiError::from(db),
-            Err(other) => ApiError::Internal(other),
-        })?;
-    tx.commit().await?;
+    let outcome = if matches.is_empty() {
+        // Nothing of ours: the alert's record is the only change.
+        state.alert_recorder.record(&state.db, &leak).await?;
+        revocation::LeakOutcome {
+            revoked: 0,
+            emails_queued: 0,
+        }
+    } else {
+        let mut tx = state.db.begin().await?;
+        let outcome = revocation::revoke_leaked(&mut tx, &state.notifier, &leak, &matches)
+            .await
+            .map_err(|e| match e.downcast::<sqlx::Error>() {
+                Ok(db) => ApiError::from(db),
+                Err(other) => ApiError::Internal(other),
+            })?;
+        tx.commit().await?;
+        outcome
+    };
     state.notifier.queued(outcome.emails_queued);
     state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
     // Token ids (not secrets) let an operator re-apply revocations that a
@@ -188,7 +203,11 @@ async fn process(
             } else {
                 Feedback {
                     token_raw: None,
-                    token_hash: Some(sha256_hex(r.token.as_bytes())),
+                    token_hash: Some(
+                        hashes[i]
+                            .take()
+                            .unwrap_or_else(|| sha256_hex(r.token.as_bytes())),
+                    ),
                     token_type,
                     label: Label::FalsePositive,
                 }
@@ -206,21 +225,25 @@ async fn process(
     Ok(feedback)
 }
 
-/// One query per MAX_BINDS hashes, outside the write
-/// transaction: the revoking UPDATE re-checks `revoked_at` itself.
+/// One query for the whole batch, outside the write transaction (the
+/// revoking UPDATE re-checks `revoked_at` itself). The hashes travel as one
+/// JSON array parameter: an IN list of one parameter per hash made SQLite
+/// look each parameter up by name (9% of a 10,000-token alert) and needed
+/// a statement per 500 hashes.
 async fn lookup_by_hash(state: &AppState, hashes: Vec<&str>) -> Result<Vec<TokenRecord>, ApiError> {
-    let mut found = Vec::new();
-    for chunk in hashes.chunks(MAX_BINDS) {
-        let sql = format!(
-            "SELECT {TOKEN_RECORD_COLUMNS} FROM tokens WHERE token_hash IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for h in chunk {
-            query = query.bind(*h);
-        }
-        let rows = query.fetch_all(state.db.pool()).await?;
-        found.extend(rows.iter().map(revocation::token_record));
+    if hashes.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(found)
+    let each_hash = match state.db.backend() {
+        Backend::Sqlite => "SELECT value FROM json_each($1)",
+        Backend::Postgres => "SELECT json_array_elements_text($1::json)",
+    };
+    let sql =
+        format!("SELECT {TOKEN_RECORD_COLUMNS} FROM tokens WHERE token_hash IN ({each_hash})");
+    let hashes = serde_json::to_string(&hashes).map_err(ApiError::internal)?;
+    let rows = sqlx::query(&sql)
+        .bind(hashes)
+        .fetch_all(state.db.reader())
+        .await?;
+    Ok(rows.iter().map(revocation::token_record).collect())
 }

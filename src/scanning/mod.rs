@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod handler;
 pub mod keys;
+pub mod recorder;
 pub mod signature;
 pub mod simulate;
 
