@@ -779,7 +779,7 @@ fn report(args: &Args, results: &[Results]) -> String {
         &mut out,
         format!(
             "alert revoking {} tokens of one workspace, p50 / p99 ({} runs)",
-            Sizes::new(args).revoke_batch,
+            thousands(Sizes::new(args).revoke_batch),
             first.measured.revoke.samples
         ),
         &|r| latency(&r.measured.revoke),
@@ -789,7 +789,13 @@ fn report(args: &Args, results: &[Results]) -> String {
     row(
         &mut out,
         "**H**: `GET /healthz` requests/s".into(),
-        &|r| r.measured.healthz.show(r.measured.healthz.per_second, "H"),
+        &|r| {
+            format!(
+                "{:.0} (server CPU {:.0} µs each)",
+                r.measured.healthz.per_second,
+                r.measured.healthz.server_cpu.as_secs_f64() * 1e6
+            )
+        },
         "",
         None,
     );
