@@ -2,11 +2,16 @@
 //! (production, several replicas). Queries are written once in the SQL both
 //! backends share; the few places that must differ ask `Db::backend`.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
+use tokio::sync::{Mutex, MutexGuard};
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
@@ -19,16 +24,13 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
-    reader: AnyPool,
+    /// SQLite only (on a database file): connections that only read.
+    readers: Option<Arc<SqliteReaders>>,
     backend: Backend,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-/// SQLite connections that only read, beside the one writer. WAL lets them
-/// read while it writes; each has a thread of its own in sqlx.
-const SQLITE_READERS: u32 = 4;
 
 impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
@@ -47,12 +49,18 @@ impl Db {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        let (pool, reader) = match backend {
+        match backend {
             // SQLite allows one writer at a time; a single connection turns
             // that into an orderly async queue instead of SQLITE_BUSY errors
             // when two read-then-write transactions meet.
             Backend::Sqlite => {
-                let writer = sqlite_pool(1)
+                let pool = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(10))
+                    // An embedded connection cannot drop; sqlx's default
+                    // ping before every acquire is one more round trip to
+                    // the connection's thread for each statement.
+                    .test_before_acquire(false)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute("PRAGMA journal_mode = WAL").await?;
@@ -65,25 +73,17 @@ impl Db {
                     .connect_with(options.clone())
                     .await?;
                 // An in-memory database exists only in its one connection.
-                if url.contains(":memory:") || url.contains("mode=memory") {
-                    return Ok(Db {
-                        reader: writer.clone(),
-                        pool: writer,
-                        backend,
-                    });
-                }
-                // Opened after the writer, which switched the file to WAL.
-                let reader = sqlite_pool(SQLITE_READERS)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA query_only = ON").await?;
-                            conn.execute("PRAGMA busy_timeout = 5000").await?;
-                            Ok(())
-                        })
-                    })
-                    .connect_with(options)
-                    .await?;
-                (writer, reader)
+                let readers = if url.contains(":memory:") || url.contains("mode=memory") {
+                    None
+                } else {
+                    // Opened after the writer, which switched the file to WAL.
+                    Some(Arc::new(SqliteReaders::open(&options).await?))
+                };
+                Ok(Db {
+                    pool,
+                    readers,
+                    backend,
+                })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -91,14 +91,13 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
                     .await?;
-                (pool.clone(), pool)
+                Ok(Db {
+                    pool,
+                    readers: None,
+                    backend,
+                })
             }
-        };
-        Ok(Db {
-            pool,
-            reader,
-            backend,
-        })
+        }
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx takes an advisory lock,
@@ -140,12 +139,16 @@ impl Db {
         &self.pool
     }
 
-    /// For single statements that only read (on SQLite a write through it
-    /// fails). They see every transaction committed before they start, so
-    /// a revocation is visible to the next request; on SQLite they do not
-    /// queue behind the writer. On PostgreSQL this is the same pool.
-    pub fn reader(&self) -> &AnyPool {
-        &self.reader
+    /// A connection for statements that only read (on SQLite a write
+    /// through it fails). Each statement sees every transaction committed
+    /// before it starts, so a revocation is visible to the next request.
+    /// On SQLite it does not queue behind the writer; on PostgreSQL it is
+    /// a connection of the one pool.
+    pub async fn reader(&self) -> Result<Reader<'_>, sqlx::Error> {
+        match &self.readers {
+            Some(readers) => readers.get().await.map(Reader::Held),
+            None => self.pool.acquire().await.map(Reader::Pooled),
+        }
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
@@ -171,19 +174,79 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        self.reader.close().await;
+        if let Some(readers) = &self.readers {
+            readers.closed.store(true, Ordering::SeqCst);
+        }
         self.pool.close().await
     }
 }
 
-fn sqlite_pool(connections: u32) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(connections)
-        .acquire_timeout(Duration::from_secs(10))
-        // An embedded connection cannot drop; sqlx's default ping before
-        // every acquire is one more round trip to the connection's thread
-        // for each statement.
-        .test_before_acquire(false)
+/// SQLite connections that only read, beside the one writer. WAL lets them
+/// read while it writes; sqlx runs each on a thread of its own. They are
+/// not a sqlx pool: the pool pings a connection every time it is given
+/// back (sqlx 0.8), one more round trip to that thread per statement.
+#[derive(Debug)]
+struct SqliteReaders {
+    connections: Vec<Mutex<AnyConnection>>,
+    next: AtomicUsize,
+    closed: AtomicBool,
+}
+
+const SQLITE_READERS: usize = 4;
+
+impl SqliteReaders {
+    async fn open(options: &AnyConnectOptions) -> Result<SqliteReaders, sqlx::Error> {
+        let mut connections = Vec::with_capacity(SQLITE_READERS);
+        for _ in 0..SQLITE_READERS {
+            let mut conn = AnyConnection::connect_with(options).await?;
+            conn.execute("PRAGMA query_only = ON").await?;
+            conn.execute("PRAGMA busy_timeout = 5000").await?;
+            connections.push(Mutex::new(conn));
+        }
+        Ok(SqliteReaders {
+            connections,
+            next: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// A free connection if there is one, else a turn at the next one.
+    async fn get(&self) -> Result<MutexGuard<'_, AnyConnection>, sqlx::Error> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(sqlx::Error::PoolClosed);
+        }
+        if let Some(free) = self.connections.iter().find_map(|c| c.try_lock().ok()) {
+            return Ok(free);
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
+        Ok(self.connections[turn].lock().await)
+    }
+}
+
+/// A read connection from `Db::reader`; use it as `&mut *reader`.
+pub enum Reader<'a> {
+    Pooled(PoolConnection<Any>),
+    Held(MutexGuard<'a, AnyConnection>),
+}
+
+impl Deref for Reader<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Held(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Reader::Pooled(conn) => conn,
+            Reader::Held(conn) => conn,
+        }
+    }
 }
 
 /// Bind parameters per batched statement. SQLite looks each `$N` up by a
