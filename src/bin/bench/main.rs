@@ -50,8 +50,9 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// The file whose table (between the bench markers) is replaced; created
-    /// if missing.
-    #[arg(long, default_value = "docs/BENCHMARKS.md")]
+    /// if missing. By default the repository's docs/BENCHMARKS.md, from
+    /// whichever directory the command runs.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/BENCHMARKS.md"))]
     out: PathBuf,
 }
 
