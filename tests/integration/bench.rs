@@ -96,3 +96,26 @@ fn a_file_without_markers_is_refused_before_anything_runs() {
         "hand-written notes\n"
     );
 }
+
+#[test]
+fn bad_arguments_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("BENCHMARKS.md");
+    for (args, message) in [
+        ("--connections=0", "--connections must be at least 1"),
+        ("--seconds=0", "--seconds must be a positive number"),
+        ("--seconds=-1", "--seconds must be a positive number"),
+        ("--seconds=inf", "--seconds must be a positive number"),
+    ] {
+        let run = Command::new(BENCH)
+            .args(["--quick", "--out"])
+            .arg(&out)
+            .arg(args)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert!(!out.exists(), "{args:?} wrote the file");
+    }
+}

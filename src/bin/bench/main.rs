@@ -167,8 +167,15 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(runtime.block_on(leakguard::cli::run(cli)));
     }
     let args = Args::parse();
-    // A bad output file is found before minutes of measuring, not after.
-    if let Err(e) = existing_text(&args.out) {
+    // Bad arguments are found before minutes of measuring, not after.
+    let invalid = if !(args.seconds.is_finite() && args.seconds > 0.0) {
+        Some(anyhow::anyhow!("--seconds must be a positive number"))
+    } else if args.connections == 0 {
+        Some(anyhow::anyhow!("--connections must be at least 1"))
+    } else {
+        existing_text(&args.out).err()
+    };
+    if let Some(e) = invalid {
         eprintln!("error: {e:#}");
         std::process::exit(2);
     }
