@@ -125,7 +125,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
         "SELECT id, workspace_id, role, token_hash, revoked_at FROM tokens WHERE token_hash = $1",
     )
     .bind(&hash)
-    .fetch_optional(&mut *state.db.reader().await?)
+    .fetch_optional(state.db.pool())
     .await?
     .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
     let stored: String = row.get(3);

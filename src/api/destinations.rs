@@ -229,7 +229,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let destination = find(&mut *state.db.reader().await?, &caller.workspace_id, &path).await?;
+    let destination = find(state.db.pool(), &caller.workspace_id, &path).await?;
     Ok(super::data(json!({ "destination": destination })))
 }
 

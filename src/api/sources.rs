@@ -228,7 +228,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let source = find(&mut *state.db.reader().await?, &caller.workspace_id, &path).await?;
+    let source = find(state.db.pool(), &caller.workspace_id, &path).await?;
     Ok(super::data(json!({ "source": source })))
 }
 

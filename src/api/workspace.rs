@@ -27,7 +27,7 @@ pub struct Workspace {
 pub async fn get(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let row = sqlx::query("SELECT id, name, slug FROM workspaces WHERE id = $1")
         .bind(&caller.workspace_id)
-        .fetch_one(&mut *state.db.reader().await?)
+        .fetch_one(state.db.pool())
         .await?;
     Ok(super::data(json!({
         "workspace": Workspace { id: row.get(0), name: row.get(1), slug: row.get(2) }

@@ -2,16 +2,11 @@
 //! (production, several replicas). Queries are written once in the SQL both
 //! backends share; the few places that must differ ask `Db::backend`.
 
-use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
-use tokio::sync::{Mutex, MutexGuard};
+use sqlx::{AnyPool, Executor};
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
@@ -24,8 +19,6 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: AnyPool,
-    /// SQLite only (on a database file): connections that only read.
-    readers: Option<Arc<SqliteReaders>>,
     backend: Backend,
 }
 
@@ -49,12 +42,12 @@ impl Db {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
-        match backend {
+        let pool = match backend {
             // SQLite allows one writer at a time; a single connection turns
             // that into an orderly async queue instead of SQLITE_BUSY errors
             // when two read-then-write transactions meet.
             Backend::Sqlite => {
-                let pool = AnyPoolOptions::new()
+                AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(10))
                     // An embedded connection cannot drop; sqlx's default
@@ -70,34 +63,18 @@ impl Db {
                             Ok(())
                         })
                     })
-                    .connect_with(options.clone())
-                    .await?;
-                // An in-memory database exists only in its one connection.
-                let readers = if url.contains(":memory:") || url.contains("mode=memory") {
-                    None
-                } else {
-                    // Opened after the writer, which switched the file to WAL.
-                    Some(Arc::new(SqliteReaders::open(&options).await?))
-                };
-                Ok(Db {
-                    pool,
-                    readers,
-                    backend,
-                })
+                    .connect_with(options)
+                    .await?
             }
             Backend::Postgres => {
-                let pool = AnyPoolOptions::new()
+                AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_with(options)
-                    .await?;
-                Ok(Db {
-                    pool,
-                    readers: None,
-                    backend,
-                })
+                    .await?
             }
-        }
+        };
+        Ok(Db { pool, backend })
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx takes an advisory lock,
@@ -134,21 +111,8 @@ impl Db {
         self.backend
     }
 
-    /// For everything, writes included.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
-    }
-
-    /// A connection for statements that only read (on SQLite a write
-    /// through it fails). Each statement sees every transaction committed
-    /// before it starts, so a revocation is visible to the next request.
-    /// On SQLite it does not queue behind the writer; on PostgreSQL it is
-    /// a connection of the one pool.
-    pub async fn reader(&self) -> Result<Reader<'_>, sqlx::Error> {
-        match &self.readers {
-            Some(readers) => readers.get().await.map(Reader::Held),
-            None => self.pool.acquire().await.map(Reader::Pooled),
-        }
     }
 
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
@@ -174,78 +138,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
-        if let Some(readers) = &self.readers {
-            readers.closed.store(true, Ordering::SeqCst);
-        }
         self.pool.close().await
-    }
-}
-
-/// SQLite connections that only read, beside the one writer. WAL lets them
-/// read while it writes; sqlx runs each on a thread of its own. They are
-/// not a sqlx pool: the pool pings a connection every time it is given
-/// back (sqlx 0.8), one more round trip to that thread per statement.
-#[derive(Debug)]
-struct SqliteReaders {
-    connections: Vec<Mutex<AnyConnection>>,
-    next: AtomicUsize,
-    closed: AtomicBool,
-}
-
-const SQLITE_READERS: usize = 4;
-
-impl SqliteReaders {
-    async fn open(options: &AnyConnectOptions) -> Result<SqliteReaders, sqlx::Error> {
-        let mut connections = Vec::with_capacity(SQLITE_READERS);
-        for _ in 0..SQLITE_READERS {
-            let mut conn = AnyConnection::connect_with(options).await?;
-            conn.execute("PRAGMA query_only = ON").await?;
-            conn.execute("PRAGMA busy_timeout = 5000").await?;
-            connections.push(Mutex::new(conn));
-        }
-        Ok(SqliteReaders {
-            connections,
-            next: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
-        })
-    }
-
-    /// A free connection if there is one, else a turn at the next one.
-    async fn get(&self) -> Result<MutexGuard<'_, AnyConnection>, sqlx::Error> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(sqlx::Error::PoolClosed);
-        }
-        if let Some(free) = self.connections.iter().find_map(|c| c.try_lock().ok()) {
-            return Ok(free);
-        }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        Ok(self.connections[turn].lock().await)
-    }
-}
-
-/// A read connection from `Db::reader`; use it as `&mut *reader`.
-pub enum Reader<'a> {
-    Pooled(PoolConnection<Any>),
-    Held(MutexGuard<'a, AnyConnection>),
-}
-
-impl Deref for Reader<'_> {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            Reader::Pooled(conn) => conn,
-            Reader::Held(conn) => conn,
-        }
-    }
-}
-
-impl DerefMut for Reader<'_> {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            Reader::Pooled(conn) => conn,
-            Reader::Held(conn) => conn,
-        }
     }
 }
 

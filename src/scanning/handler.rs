@@ -243,7 +243,7 @@ async fn lookup_by_hash(state: &AppState, hashes: Vec<&str>) -> Result<Vec<Token
     let hashes = serde_json::to_string(&hashes).map_err(ApiError::internal)?;
     let rows = sqlx::query(&sql)
         .bind(hashes)
-        .fetch_all(&mut *state.db.reader().await?)
+        .fetch_all(state.db.pool())
         .await?;
     Ok(rows.iter().map(revocation::token_record).collect())
 }
