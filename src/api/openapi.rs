@@ -54,6 +54,7 @@ use utoipa::{Modify, OpenApi};
         crate::api::sources::Source,
         crate::api::destinations::Destination,
         crate::api::catalog::CatalogEntry,
+        crate::api::catalog::CatalogOption,
         crate::api::tokens::TokenView,
         crate::api::users::User,
         crate::audit::AuditEvent,

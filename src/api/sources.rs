@@ -48,7 +48,8 @@ pub struct Source {
     #[schema(value_type = Vec<Object>)]
     pub labels: Vec<Value>,
     /// The catalog entry (`GET /catalog/sources`) this source is an instance of.
-    pub metadata: Option<CatalogEntry>,
+    #[schema(value_type = Option<CatalogEntry>)]
+    pub metadata: Option<&'static CatalogEntry>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -68,7 +69,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Source, ApiError> {
         enabled: row.get::<i64, _>(4) != 0,
         settings: serde_json::from_str(&settings).map_err(ApiError::internal)?,
         labels: serde_json::from_str(&labels).map_err(ApiError::internal)?,
-        metadata: catalog::source_entry(&catalog_id).copied(),
+        metadata: catalog::source_entry(&catalog_id),
         created_at: format_micros(row.get(8)),
         updated_at: format_micros(row.get(9)),
     })
@@ -178,7 +179,7 @@ pub async fn create(
         enabled: enabled.expect("validated"),
         settings,
         labels,
-        metadata: Some(*metadata),
+        metadata: Some(metadata),
         created_at: format_micros(now),
         updated_at: format_micros(now),
     };
@@ -198,7 +199,7 @@ pub async fn create(
     .bind(i64::from(source.enabled))
     .bind(source.settings.to_string())
     .bind(Value::from(source.labels.clone()).to_string())
-    .bind(metadata.id)
+    .bind(&metadata.id)
     .bind(now)
     .execute(&mut *tx)
     .await;
