@@ -100,27 +100,63 @@ pub fn deleted() -> HttpResponse {
     data(serde_json::json!({ "status": "SUCCESS" }))
 }
 
-/// The chosen media type for an `Accept` header, or None for 406. A missing
-/// header, `*/*` and `application/*` get the default.
+/// The chosen media type for an `Accept` header, or None for 406.
+///
+/// `Accept` is a list of media ranges with optional `q` weights (RFC 9110
+/// section 12.5.1); Segment's SDK sends several at once. Each of ours gets
+/// the weight of the most specific range that matches it; the heaviest wins,
+/// ties going to our own order, and `q=0` means "not this one". A missing or
+/// empty header gets the default.
 fn negotiate(accept: Option<&str>) -> Option<&'static str> {
-    let Some(accept) = accept else {
-        return Some(MEDIA_TYPES[0]);
+    let ranges: Vec<(String, f32)> = accept
+        .unwrap_or("")
+        .split(',')
+        .filter_map(media_range)
+        .collect();
+    if ranges.is_empty() {
+        return accept
+            .is_none_or(|a| a.trim().is_empty())
+            .then_some(MEDIA_TYPES[0]);
+    }
+    let weight = |media: &str| {
+        let (kind, _) = media.split_once('/').expect("our media types have a '/'");
+        let wildcard = format!("{kind}/*");
+        [media, wildcard.as_str(), "*/*"]
+            .iter()
+            .find_map(|candidate| ranges.iter().find(|(r, _)| r == candidate))
+            .map_or(0.0, |(_, q)| *q)
     };
-    for item in accept.split(',') {
-        let media = item
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if media == "*/*" || media == "application/*" || media.is_empty() {
-            return Some(MEDIA_TYPES[0]);
-        }
-        if let Some(m) = MEDIA_TYPES.iter().find(|m| **m == media) {
-            return Some(m);
+    let mut best: Option<(&'static str, f32)> = None;
+    for media in MEDIA_TYPES {
+        let q = weight(media);
+        if q > 0.0 && best.is_none_or(|(_, b)| q > b) {
+            best = Some((media, q));
         }
     }
-    None
+    best.map(|(media, _)| media)
+}
+
+/// One item of an `Accept` list as (lower-case media range, weight), or
+/// None for an empty item or one whose `q` is not a number from 0 to 1.
+fn media_range(item: &str) -> Option<(String, f32)> {
+    let mut parts = item.split(';');
+    let media = parts.next()?.trim().to_ascii_lowercase();
+    if media.is_empty() {
+        return None;
+    }
+    let mut q = 1.0;
+    for param in parts {
+        if let Some((name, value)) = param.split_once('=') {
+            if name.trim().eq_ignore_ascii_case("q") {
+                q = value
+                    .trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|q| (0.0..=1.0).contains(q))?;
+            }
+        }
+    }
+    Some((media, q))
 }
 
 /// Around every Public API request: content negotiation on the way in;
@@ -191,5 +227,50 @@ mod tests {
         );
         assert_eq!(negotiate(Some("text/html")), None);
         assert_eq!(negotiate(Some("application/vnd.segment.v2+json")), None);
+        assert_eq!(negotiate(Some("")), Some("application/vnd.segment.v1+json"));
+    }
+
+    #[test]
+    fn negotiation_reads_the_whole_list_and_its_weights() {
+        // As Segment's SDK sends it for alpha-only operations.
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.segment.v1alpha+json,application/json"
+            )),
+            Some("application/vnd.segment.v1alpha+json")
+        );
+        assert_eq!(
+            negotiate(Some("text/html, application/json")),
+            Some("application/json")
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/vnd.segment.v1+json;q=0.5, application/vnd.segment.v1beta+json"
+            )),
+            Some("application/vnd.segment.v1beta+json")
+        );
+        assert_eq!(
+            negotiate(Some("*/*;q=0.1, application/json")),
+            Some("application/json")
+        );
+        assert_eq!(
+            negotiate(Some("application/*")),
+            Some("application/vnd.segment.v1+json")
+        );
+        // q=0 excludes, even when a wildcard would include it.
+        assert_eq!(negotiate(Some("application/json;q=0")), None);
+        assert_eq!(
+            negotiate(Some("*/*, application/vnd.segment.v1+json;q=0")),
+            Some("application/vnd.segment.v1beta+json")
+        );
+        assert_eq!(negotiate(Some("*/*;q=0")), None);
+        // A weight that is not a number from 0 to 1 makes its item void.
+        assert_eq!(negotiate(Some("application/json;q=2")), None);
+        assert_eq!(
+            negotiate(Some(
+                "application/json;q=high, application/vnd.segment.v1alpha+json"
+            )),
+            Some("application/vnd.segment.v1alpha+json")
+        );
     }
 }
