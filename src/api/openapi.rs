@@ -22,6 +22,8 @@ use utoipa::{Modify, OpenApi};
         crate::api::sources::get,
         crate::api::sources::update,
         crate::api::sources::delete,
+        crate::api::sources::add_write_key,
+        crate::api::sources::remove_write_key,
         crate::api::destinations::list,
         crate::api::destinations::create,
         crate::api::destinations::get,

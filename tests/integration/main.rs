@@ -7,6 +7,7 @@ mod api_helpers;
 mod api_isolation;
 mod api_pagination;
 mod api_roles;
+mod api_write_keys;
 mod binary;
 mod email;
 mod openapi;
