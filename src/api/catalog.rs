@@ -1,12 +1,12 @@
 //! `/catalog/sources` and `/catalog/destinations`: the kinds of source and
 //! destination a workspace can create, Segment-style. Sources and
-//! destinations name their kind by `metadataId`; the catalog is static, so
-//! the entries are `fixtures/catalog/*.json`, built into the binary.
+//! destinations name their kind by `metadataId`. The entries are
+//! `fixtures/catalog/*.json`, built into the binary.
+
+use std::sync::LazyLock;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use std::sync::LazyLock;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
