@@ -25,7 +25,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, Handler, HttpMessage, HttpResponse, Responder, ResponseError};
+use actix_web::{
+    web, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder, ResponseError,
+};
 use serde::Serialize;
 
 use error::ApiError;
@@ -100,6 +102,23 @@ pub fn deleted() -> HttpResponse {
     data(serde_json::json!({ "status": "SUCCESS" }))
 }
 
+/// The one value of a header, trimmed; `Ok(None)` when it is absent. Two
+/// copies are refused rather than picking one: a proxy and this server
+/// could pick differently, and a credential must never be ambiguous.
+pub fn single_header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, String> {
+    let mut values = req.headers().get_all(name);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!("the {name} header is sent more than once"));
+    }
+    value
+        .to_str()
+        .map(|v| Some(v.trim()))
+        .map_err(|_| format!("the {name} header is not visible ASCII text"))
+}
+
 /// The chosen media type for an `Accept` header, or None for 406. A missing
 /// header, `*/*` and `application/*` get the default.
 fn negotiate(accept: Option<&str>) -> Option<&'static str> {
@@ -129,11 +148,20 @@ pub async fn conventions(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let accept = req.headers().get(header::ACCEPT).map(|v| {
+        v.to_str()
+            .map(str::to_string)
+            .map_err(|_| "the Accept header is not visible ASCII text".to_string())
+    });
+    let accept = match accept.transpose() {
+        Ok(accept) => accept,
+        Err(message) => {
+            let error = ApiError::NotAcceptable(message);
+            return Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body());
+        }
+    };
     let Some(media) = negotiate(accept.as_deref()) else {
         let error = ApiError::NotAcceptable(format!(
             "cannot answer with {}; accept one of {}",
