@@ -119,6 +119,18 @@ pub fn single_header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a 
         .map_err(|_| format!("the {name} header is not visible ASCII text"))
 }
 
+/// Whether a raw path holds a percent-encoded control character (`%00`…
+/// `%1F`, `%7F`). No id contains one, and PostgreSQL text cannot hold NUL,
+/// so such a path must not reach a query. The HTTP parser already refuses
+/// them unencoded.
+fn has_encoded_control_character(path: &str) -> bool {
+    path.split('%').skip(1).any(|rest| {
+        rest.get(..2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
+}
+
 /// The chosen media type for an `Accept` header, or None for 406. A missing
 /// header, `*/*` and `application/*` get the default.
 fn negotiate(accept: Option<&str>) -> Option<&'static str> {
@@ -162,6 +174,13 @@ pub async fn conventions(
                 .map_into_right_body());
         }
     };
+    if has_encoded_control_character(req.path()) {
+        let error =
+            ApiError::NotFound("no such resource: ids never contain control characters".into());
+        return Ok(req
+            .into_response(error.error_response())
+            .map_into_right_body());
+    }
     let Some(media) = negotiate(accept.as_deref()) else {
         let error = ApiError::NotAcceptable(format!(
             "cannot answer with {}; accept one of {}",
@@ -201,6 +220,17 @@ pub async fn conventions(
 #[cfg(test)]
 mod tests {
     use super::negotiate;
+
+    #[test]
+    fn encoded_control_characters() {
+        assert!(super::has_encoded_control_character("/sources/%00"));
+        assert!(super::has_encoded_control_character("/users/a%1fb"));
+        assert!(super::has_encoded_control_character("/users/%7F"));
+        assert!(!super::has_encoded_control_character(
+            "/sources/a%20b%2F%25"
+        ));
+        assert!(!super::has_encoded_control_character("/sources/%"));
+    }
 
     #[test]
     fn negotiation() {

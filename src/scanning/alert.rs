@@ -35,7 +35,10 @@ pub struct Feedback {
 }
 
 /// Parses the verified body: a JSON array of objects, each with a string
-/// `token`. The error names the first offending element.
+/// `token`. The error names the first offending element. Control characters
+/// are dropped from where GitHub says it found a token: they mean nothing
+/// there, PostgreSQL text cannot hold NUL (the revocation would fail and
+/// GitHub would retry for ever), and they do not belong in an email.
 pub fn parse(body: &[u8]) -> Result<Vec<ReportedToken>, String> {
     let values: Vec<serde_json::Value> = serde_json::from_slice(body)
         .map_err(|e| format!("the alert must be a JSON array of objects: {e}"))?;
@@ -46,7 +49,19 @@ pub fn parse(body: &[u8]) -> Result<Vec<ReportedToken>, String> {
             if !v.get("token").is_some_and(|t| t.is_string()) {
                 return Err(format!("element {i} has no string \"token\""));
             }
-            serde_json::from_value(v).map_err(|e| format!("element {i}: {e}"))
+            let mut reported: ReportedToken =
+                serde_json::from_value(v).map_err(|e| format!("element {i}: {e}"))?;
+            for text in [
+                &mut reported.token_type,
+                &mut reported.url,
+                &mut reported.source,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                text.retain(|c| !c.is_control());
+            }
+            Ok(reported)
         })
         .collect()
 }
