@@ -9,6 +9,7 @@ mod api_pagination;
 mod api_roles;
 mod binary;
 mod email;
+mod hostile_api;
 mod hostile_webhook;
 mod openapi;
 mod public_api;

@@ -20,6 +20,9 @@ pub struct RawRequest {
     pub raw_chunked: Option<Vec<u8>>,
 }
 
+/// The status of a connection the server closed without answering.
+pub const CLOSED_WITHOUT_ANSWER: u16 = 0;
+
 pub struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -139,6 +142,13 @@ impl RawRequest {
             }
         }
         drop(write.await);
+        if raw.is_empty() {
+            return RawResponse {
+                status: CLOSED_WITHOUT_ANSWER,
+                headers: Vec::new(),
+                body: Vec::new(),
+            };
+        }
         parse_response(&raw)
             .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(&raw)))
     }

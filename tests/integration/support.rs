@@ -341,7 +341,7 @@ impl TestApp {
     pub async fn db_state(&self) -> BTreeMap<String, String> {
         use sqlx::Row;
         let tables_sql = if is_postgres() {
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'"
         } else {
             "SELECT name FROM sqlite_master WHERE type = 'table'"
         };
