@@ -99,7 +99,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
-fn checksum(body: &str) -> String {
+/// The 6-character base62 CRC32 of everything before it. Public so that
+/// tests can build tokens that are well-formed but were never issued.
+pub fn checksum(body: &str) -> String {
     let mut n = crc32fast::hash(body.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {

@@ -15,5 +15,6 @@ mod openapi;
 mod public_api;
 mod raw_http;
 mod scanning;
+mod security;
 mod smtp_server;
 mod support;
