@@ -502,6 +502,12 @@ async fn hostile_alerts_get_their_documented_answer_and_change_nothing() {
             "the signature does not match the body",
         ),
         case(
+            "unsigned garbage",
+            unsigned(&key_id, &good_sig).body(b"\x00garbage{[".to_vec()),
+            401,
+            "the signature does not match the body",
+        ),
+        case(
             "chunk size not hexadecimal",
             RawRequest {
                 raw_chunked: Some(b"zz\r\n[]\r\n0\r\n\r\n".to_vec()),
