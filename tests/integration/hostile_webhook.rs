@@ -122,436 +122,83 @@ async fn hostile_alerts_get_their_documented_answer_and_change_nothing() {
     let mut padded = good.clone();
     padded.push(b'\n');
 
+    #[rustfmt::skip] // a table reads best as one line per case
     let cases = vec![
         // The headers.
-        case(
-            "no headers",
-            post().body(good.clone()),
-            401,
-            "missing Github-Public-Key-Identifier",
-        ),
-        case(
-            "no key identifier",
-            post()
-                .header(SIGNATURE_HEADER, &good_sig)
-                .body(good.clone()),
-            401,
-            "missing Github-Public-Key-Identifier",
-        ),
-        case(
-            "no signature",
-            post().header(KEY_ID_HEADER, &key_id).body(good.clone()),
-            401,
-            "missing Github-Public-Key-Signature",
-        ),
-        case(
-            "empty key identifier",
-            unsigned("", &good_sig),
-            401,
-            "Github-Public-Key-Identifier header is empty",
-        ),
-        case(
-            "empty signature",
-            unsigned(&key_id, ""),
-            401,
-            "Github-Public-Key-Signature header is empty",
-        ),
-        case(
-            "blank signature",
-            unsigned(&key_id, "    "),
-            401,
-            "Github-Public-Key-Signature header is empty",
-        ),
-        case(
-            "key identifier twice",
-            unsigned(&key_id, &good_sig).header(KEY_ID_HEADER, &key_id),
-            401,
-            "Github-Public-Key-Identifier header is sent more than once",
-        ),
-        case(
-            "signature twice, one good",
-            unsigned(&key_id, &good_sig).header(SIGNATURE_HEADER, "AAAA"),
-            401,
-            "Github-Public-Key-Signature header is sent more than once",
-        ),
-        case(
-            "signature twice, both good",
-            unsigned(&key_id, &good_sig).header(SIGNATURE_HEADER, &good_sig),
-            401,
-            "sent more than once",
-        ),
-        case(
-            "key identifier not UTF-8",
-            post()
-                .header(KEY_ID_HEADER, b"\xff\xfe")
-                .header(SIGNATURE_HEADER, &good_sig)
-                .body(good.clone()),
-            401,
-            "Github-Public-Key-Identifier header is not visible ASCII text",
-        ),
-        case(
-            "key identifier in UTF-8 beyond ASCII",
-            post()
-                .header(KEY_ID_HEADER, "kéy")
-                .header(SIGNATURE_HEADER, &good_sig)
-                .body(good.clone()),
-            401,
-            "Github-Public-Key-Identifier header is not visible ASCII text",
-        ),
-        case(
-            "signature not UTF-8",
-            post()
-                .header(KEY_ID_HEADER, &key_id)
-                .header(SIGNATURE_HEADER, b"ME\xffQ")
-                .body(good.clone()),
-            401,
-            "Github-Public-Key-Signature header is not visible ASCII text",
-        ),
+        case("no headers", post().body(good.clone()), 401, "missing Github-Public-Key-Identifier"),
+        case("no key identifier", post().header(SIGNATURE_HEADER, &good_sig).body(good.clone()), 401, "missing Github-Public-Key-Identifier"),
+        case("no signature", post().header(KEY_ID_HEADER, &key_id).body(good.clone()), 401, "missing Github-Public-Key-Signature"),
+        case("empty key identifier", unsigned("", &good_sig), 401, "Github-Public-Key-Identifier header is empty"),
+        case("empty signature", unsigned(&key_id, ""), 401, "Github-Public-Key-Signature header is empty"),
+        case("blank signature", unsigned(&key_id, "    "), 401, "Github-Public-Key-Signature header is empty"),
+        case("key identifier twice", unsigned(&key_id, &good_sig).header(KEY_ID_HEADER, &key_id), 401, "Github-Public-Key-Identifier header is sent more than once"),
+        case("signature twice, one good", unsigned(&key_id, &good_sig).header(SIGNATURE_HEADER, "AAAA"), 401, "Github-Public-Key-Signature header is sent more than once"),
+        case("signature twice, both good", unsigned(&key_id, &good_sig).header(SIGNATURE_HEADER, &good_sig), 401, "sent more than once"),
+        case("key identifier not UTF-8", post().header(KEY_ID_HEADER, b"\xff\xfe").header(SIGNATURE_HEADER, &good_sig).body(good.clone()), 401, "Github-Public-Key-Identifier header is not visible ASCII text"),
+        case("key identifier in UTF-8 beyond ASCII", post().header(KEY_ID_HEADER, "kéy").header(SIGNATURE_HEADER, &good_sig).body(good.clone()), 401, "Github-Public-Key-Identifier header is not visible ASCII text"),
+        case("signature not UTF-8", post().header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, b"ME\xffQ").body(good.clone()), 401, "Github-Public-Key-Signature header is not visible ASCII text"),
         // The signature's encoding.
-        case(
-            "signature not base64",
-            unsigned(&key_id, "%%%"),
-            401,
-            "not standard base64",
-        ),
-        case(
-            "signature in URL-safe base64",
-            unsigned(&key_id, "MEQ-_w=="),
-            401,
-            "not standard base64",
-        ),
-        case(
-            "signature missing its padding",
-            unsigned(&key_id, "AAA"),
-            401,
-            "not standard base64",
-        ),
-        case(
-            "signature's base64 cut short",
-            unsigned(&key_id, &good_sig[..good_sig.len() - 3]),
-            401,
-            "not standard base64",
-        ),
-        case(
-            "signature in hex, 66 digits",
-            unsigned(&key_id, &hex::encode([0xab; 33])),
-            401,
-            "not standard base64",
-        ),
+        case("signature not base64", unsigned(&key_id, "%%%"), 401, "not standard base64"),
+        case("signature in URL-safe base64", unsigned(&key_id, "MEQ-_w=="), 401, "not standard base64"),
+        case("signature missing its padding", unsigned(&key_id, "AAA"), 401, "not standard base64"),
+        case("signature's base64 cut short", unsigned(&key_id, &good_sig[..good_sig.len() - 3]), 401, "not standard base64"),
+        case("signature in hex, 66 digits", unsigned(&key_id, &hex::encode([0xab; 33])), 401, "not standard base64"),
         // The signature's DER.
-        case(
-            "DER truncated",
-            unsigned(&key_id, &b64(&good_der[..good_der.len() - 4])),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "DER with a trailing byte",
-            unsigned(&key_id, &b64(&trailing_der)),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "DER with a wrong length",
-            unsigned(&key_id, &b64(&bad_length_der)),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "DER of r = s = 0",
-            unsigned(&key_id, &b64(&[0x30, 6, 2, 1, 0, 2, 1, 0])),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "raw r||s instead of DER",
-            unsigned(&key_id, &b64(&[7u8; 64])),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "10 KB of signature",
-            unsigned(&key_id, &b64(&[0x30u8; 10_000])),
-            401,
-            "the signature does not match the body",
-        ),
+        case("DER truncated", unsigned(&key_id, &b64(&good_der[..good_der.len() - 4])), 401, "the signature does not match the body"),
+        case("DER with a trailing byte", unsigned(&key_id, &b64(&trailing_der)), 401, "the signature does not match the body"),
+        case("DER with a wrong length", unsigned(&key_id, &b64(&bad_length_der)), 401, "the signature does not match the body"),
+        case("DER of r = s = 0", unsigned(&key_id, &b64(&[0x30, 6, 2, 1, 0, 2, 1, 0])), 401, "the signature does not match the body"),
+        case("raw r||s instead of DER", unsigned(&key_id, &b64(&[7u8; 64])), 401, "the signature does not match the body"),
+        case("10 KB of signature", unsigned(&key_id, &b64(&[0x30u8; 10_000])), 401, "the signature does not match the body"),
         // Whose signature, over what.
-        case(
-            "signature over other bytes",
-            unsigned(&key_id, &app.key.sign(b"[]")),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "body with a byte added",
-            post()
-                .header(KEY_ID_HEADER, &key_id)
-                .header(SIGNATURE_HEADER, &good_sig)
-                .body(padded),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "another key, known identifier",
-            unsigned(&key_id, &stranger.sign(&good)),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "unknown key identifier",
-            unsigned(&stranger.identifier(), &stranger.sign(&good)),
-            401,
-            "unknown key identifier",
-        ),
-        case(
-            "identifier of a P-384 key in the set",
-            unsigned("p384-key", &good_sig),
-            401,
-            "unknown key identifier",
-        ),
-        case(
-            "identifier of an Ed25519 key in the set",
-            unsigned("ed25519-key", &good_sig),
-            401,
-            "unknown key identifier",
-        ),
-        case(
-            "identifier of a garbage key in the set",
-            unsigned("garbage-key", &good_sig),
-            401,
-            "unknown key identifier",
-        ),
-        case(
-            "identifier with SQL",
-            unsigned("' OR '1'='1' --", &good_sig),
-            401,
-            "unknown key identifier",
-        ),
-        case(
-            "identifier with a path",
-            unsigned("../../etc/passwd", &good_sig),
-            401,
-            "unknown key identifier",
-        ),
-        case(
-            "identifier of 4,000 characters",
-            unsigned(&"a".repeat(4000), &good_sig),
-            401,
-            "unknown key identifier",
-        ),
+        case("signature over other bytes", unsigned(&key_id, &app.key.sign(b"[]")), 401, "the signature does not match the body"),
+        case("body with a byte added", post().header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig).body(padded), 401, "the signature does not match the body"),
+        case("another key, known identifier", unsigned(&key_id, &stranger.sign(&good)), 401, "the signature does not match the body"),
+        case("unknown key identifier", unsigned(&stranger.identifier(), &stranger.sign(&good)), 401, "unknown key identifier"),
+        case("identifier of a P-384 key in the set", unsigned("p384-key", &good_sig), 401, "unknown key identifier"),
+        case("identifier of an Ed25519 key in the set", unsigned("ed25519-key", &good_sig), 401, "unknown key identifier"),
+        case("identifier of a garbage key in the set", unsigned("garbage-key", &good_sig), 401, "unknown key identifier"),
+        case("identifier with SQL", unsigned("' OR '1'='1' --", &good_sig), 401, "unknown key identifier"),
+        case("identifier with a path", unsigned("../../etc/passwd", &good_sig), 401, "unknown key identifier"),
+        case("identifier of 4,000 characters", unsigned(&"a".repeat(4000), &good_sig), 401, "unknown key identifier"),
         // Signed, but not an alert.
-        case(
-            "empty body",
-            signed(Vec::new()),
-            422,
-            "the alert must be a JSON array of objects",
-        ),
-        case(
-            "not JSON",
-            signed(b"token=sgp_x".to_vec()),
-            422,
-            "the alert must be a JSON array of objects",
-        ),
-        case(
-            "invalid UTF-8",
-            signed(b"[{\"token\":\"\xff\xfe\"}]".to_vec()),
-            422,
-            "invalid unicode",
-        ),
-        case(
-            "lone surrogate escape",
-            signed(br#"[{"token":"\ud800"}]"#.to_vec()),
-            422,
-            "hex escape",
-        ),
-        case(
-            "byte-order mark",
-            signed(b"\xef\xbb\xbf[]".to_vec()),
-            422,
-            "the alert must be a JSON array of objects",
-        ),
-        case(
-            "NUL bytes",
-            signed(vec![0; 64]),
-            422,
-            "the alert must be a JSON array of objects",
-        ),
-        case(
-            "an object, not an array",
-            signed(br#"{"token":"sgp_x"}"#.to_vec()),
-            422,
-            "the alert must be a JSON array of objects",
-        ),
-        case(
-            "trailing bytes after the array",
-            signed(b"[] []".to_vec()),
-            422,
-            "trailing characters",
-        ),
-        case(
-            "100,000 nested arrays",
-            signed([vec![b'['; 100_000], vec![b']'; 100_000]].concat()),
-            422,
-            "recursion limit exceeded",
-        ),
-        case(
-            "deep nesting inside an entry",
-            signed(deep(10_000)),
-            422,
-            "recursion limit exceeded",
-        ),
-        case(
-            "a number too large for any float",
-            signed(br#"[{"token":"t","x":1e999999}]"#.to_vec()),
-            422,
-            "number out of range",
-        ),
-        case(
-            "a number as the token",
-            signed(br#"[{"token":123456789012345678901234567890}]"#.to_vec()),
-            422,
-            "element 0 has no string \"token\"",
-        ),
-        case(
-            "array of strings",
-            signed(br#"["sgp_x"]"#.to_vec()),
-            422,
-            "element 0 has no string \"token\"",
-        ),
-        case(
-            "arrays in the array",
-            signed(br#"[[{"token":"t"}]]"#.to_vec()),
-            422,
-            "element 0 has no string \"token\"",
-        ),
-        case(
-            "objects without token",
-            signed(br#"[{"type":"x","url":"u"}]"#.to_vec()),
-            422,
-            "element 0 has no string \"token\"",
-        ),
-        case(
-            "token null",
-            signed(br#"[{"token":null}]"#.to_vec()),
-            422,
-            "element 0 has no string \"token\"",
-        ),
-        case(
-            "token an object",
-            signed(br#"[{"token":{"token":"t"}}]"#.to_vec()),
-            422,
-            "element 0 has no string \"token\"",
-        ),
-        case(
-            "a bad entry after good ones",
-            signed(br#"[{"token":"a"},{"token":"b"},7]"#.to_vec()),
-            422,
-            "element 2 has no string \"token\"",
-        ),
-        case(
-            "type a number",
-            signed(br#"[{"token":"t","type":5}]"#.to_vec()),
-            422,
-            "element 0: invalid type: integer `5`",
-        ),
-        case(
-            "url an object",
-            signed(br#"[{"token":"t","url":{}}]"#.to_vec()),
-            422,
-            "element 0: invalid type: map",
-        ),
-        case(
-            "100,000 tiny entries, one bad",
-            signed(entries(100_000, &|i| {
-                if i == 99_999 {
-                    "{}".into()
-                } else {
-                    format!(r#"{{"token":"t{i}"}}"#)
-                }
-            })),
-            422,
-            "element 99999 has no string \"token\"",
-        ),
+        case("empty body", signed(Vec::new()), 422, "the alert must be a JSON array of objects"),
+        case("not JSON", signed(b"token=sgp_x".to_vec()), 422, "the alert must be a JSON array of objects"),
+        case("invalid UTF-8", signed(b"[{\"token\":\"\xff\xfe\"}]".to_vec()), 422, "invalid unicode"),
+        case("lone surrogate escape", signed(br#"[{"token":"\ud800"}]"#.to_vec()), 422, "hex escape"),
+        case("byte-order mark", signed(b"\xef\xbb\xbf[]".to_vec()), 422, "the alert must be a JSON array of objects"),
+        case("NUL bytes", signed(vec![0; 64]), 422, "the alert must be a JSON array of objects"),
+        case("an object, not an array", signed(br#"{"token":"sgp_x"}"#.to_vec()), 422, "the alert must be a JSON array of objects"),
+        case("trailing bytes after the array", signed(b"[] []".to_vec()), 422, "trailing characters"),
+        case("100,000 nested arrays", signed([vec![b'['; 100_000], vec![b']'; 100_000]].concat()), 422, "recursion limit exceeded"),
+        case("deep nesting inside an entry", signed(deep(10_000)), 422, "recursion limit exceeded"),
+        case("a number too large for any float", signed(br#"[{"token":"t","x":1e999999}]"#.to_vec()), 422, "number out of range"),
+        case("a number as the token", signed(br#"[{"token":123456789012345678901234567890}]"#.to_vec()), 422, "element 0 has no string \"token\""),
+        case("array of strings", signed(br#"["sgp_x"]"#.to_vec()), 422, "element 0 has no string \"token\""),
+        case("arrays in the array", signed(br#"[[{"token":"t"}]]"#.to_vec()), 422, "element 0 has no string \"token\""),
+        case("objects without token", signed(br#"[{"type":"x","url":"u"}]"#.to_vec()), 422, "element 0 has no string \"token\""),
+        case("token null", signed(br#"[{"token":null}]"#.to_vec()), 422, "element 0 has no string \"token\""),
+        case("token an object", signed(br#"[{"token":{"token":"t"}}]"#.to_vec()), 422, "element 0 has no string \"token\""),
+        case("a bad entry after good ones", signed(br#"[{"token":"a"},{"token":"b"},7]"#.to_vec()), 422, "element 2 has no string \"token\""),
+        case("type a number", signed(br#"[{"token":"t","type":5}]"#.to_vec()), 422, "element 0: invalid type: integer `5`"),
+        case("url an object", signed(br#"[{"token":"t","url":{}}]"#.to_vec()), 422, "element 0: invalid type: map"),
+        case("100,000 tiny entries, one bad", signed(entries(100_000, &|i| if i == 99_999 { "{}".into() } else { format!(r#"{{"token":"t{i}"}}"#) })), 422, "element 99999 has no string \"token\""),
         // Size and framing.
-        case(
-            "over the limit",
-            signed(over_limit.clone().into_bytes()),
-            413,
-            "the body exceeds the limit of 2097152 bytes",
-        ),
-        case(
-            "over the limit, chunked",
-            signed(over_limit.into_bytes()).chunked(),
-            413,
-            "the body exceeds the limit of 2097152 bytes",
-        ),
-        case(
-            "Content-Length over the limit",
-            post()
-                .header(KEY_ID_HEADER, &key_id)
-                .header(SIGNATURE_HEADER, &good_sig)
-                .header("Content-Length", "9999999999")
-                .body(good.clone()),
-            413,
-            "the body exceeds the limit",
-        ),
-        case(
-            "chunked, unsigned",
-            unsigned(&key_id, &app.key.sign(b"[]")).chunked(),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "unsigned garbage",
-            unsigned(&key_id, &good_sig).body(b"\x00garbage{[".to_vec()),
-            401,
-            "the signature does not match the body",
-        ),
-        case(
-            "chunk size not hexadecimal",
-            RawRequest {
-                raw_chunked: Some(b"zz\r\n[]\r\n0\r\n\r\n".to_vec()),
-                ..signed(b"[]".to_vec())
-            },
-            400,
-            "cannot read the body",
-        ),
-        case(
-            "GET instead of POST",
-            RawRequest::new("GET", PATH)
-                .header(KEY_ID_HEADER, &key_id)
-                .header(SIGNATURE_HEADER, &good_sig),
-            404,
-            "no such endpoint",
-        ),
+        case("over the limit", signed(over_limit.clone().into_bytes()), 413, "the body exceeds the limit of 2097152 bytes"),
+        case("over the limit, chunked", signed(over_limit.into_bytes()).chunked(), 413, "the body exceeds the limit of 2097152 bytes"),
+        case("Content-Length over the limit", post().header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig).header("Content-Length", "9999999999").body(good.clone()), 413, "the body exceeds the limit"),
+        case("chunked, unsigned", unsigned(&key_id, &app.key.sign(b"[]")).chunked(), 401, "the signature does not match the body"),
+        case("unsigned garbage", unsigned(&key_id, &good_sig).body(b"\x00garbage{[".to_vec()), 401, "the signature does not match the body"),
+        case("chunk size not hexadecimal", RawRequest { raw_chunked: Some(b"zz\r\n[]\r\n0\r\n\r\n".to_vec()), ..signed(b"[]".to_vec()) }, 400, "cannot read the body"),
+        case("GET instead of POST", RawRequest::new("GET", PATH).header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig), 404, "no such endpoint"),
         // Accepted: the signature is what counts, and none of these is ours.
         case("an empty array", signed(b"[]".to_vec()), 200, ""),
-        case(
-            "Content-Type text/plain",
-            signed_as(Some("text/plain"), b"[{\"token\":\"t\"}]".to_vec()),
-            200,
-            "",
-        ),
+        case("Content-Type text/plain", signed_as(Some("text/plain"), b"[{\"token\":\"t\"}]".to_vec()), 200, ""),
         case("no Content-Type", signed_as(None, b"[]".to_vec()), 200, ""),
-        case(
-            "chunked body",
-            signed(br#"[{"token":"sgp_x","type":"T"}]"#.to_vec()).chunked(),
-            200,
-            "",
-        ),
-        case(
-            "100,000 tiny entries",
-            signed(entries(100_000, &|i| format!(r#"{{"token":"t{i}"}}"#))),
-            200,
-            "",
-        ),
+        case("chunked body", signed(br#"[{"token":"sgp_x","type":"T"}]"#.to_vec()).chunked(), 200, ""),
+        case("100,000 tiny entries", signed(entries(100_000, &|i| format!(r#"{{"token":"t{i}"}}"#))), 200, ""),
         case("one huge token", signed(huge_token.into_bytes()), 200, ""),
-        case(
-            "huge integers elsewhere",
-            signed(br#"[{"token":"t","n":123456789012345678901234567890,"m":-1e308}]"#.to_vec()),
-            200,
-            "",
-        ),
+        case("huge integers elsewhere", signed(br#"[{"token":"t","n":123456789012345678901234567890,"m":-1e308}]"#.to_vec()), 200, ""),
     ];
 
     let before = app.db_state().await;
