@@ -25,7 +25,9 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, Handler, HttpMessage, HttpResponse, Responder, ResponseError};
+use actix_web::{
+    web, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder, ResponseError,
+};
 use serde::Serialize;
 
 use error::ApiError;
@@ -100,6 +102,35 @@ pub fn deleted() -> HttpResponse {
     data(serde_json::json!({ "status": "SUCCESS" }))
 }
 
+/// The one value of a header, trimmed; `Ok(None)` when it is absent. Two
+/// copies are refused rather than picking one: a proxy and this server
+/// could pick differently, and a credential must never be ambiguous.
+pub fn single_header<'a>(req: &'a HttpRequest, name: &str) -> Result<Option<&'a str>, String> {
+    let mut values = req.headers().get_all(name);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(format!("the {name} header is sent more than once"));
+    }
+    value
+        .to_str()
+        .map(|v| Some(v.trim()))
+        .map_err(|_| format!("the {name} header is not visible ASCII text"))
+}
+
+/// Whether a raw path holds a percent-encoded control character (`%00`…
+/// `%1F`, `%7F`). No id contains one, and PostgreSQL text cannot hold NUL,
+/// so such a path must not reach a query. The HTTP parser already refuses
+/// them unencoded.
+fn has_encoded_control_character(path: &str) -> bool {
+    path.split('%').skip(1).any(|rest| {
+        rest.get(..2)
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .is_some_and(|b| b < 0x20 || b == 0x7f)
+    })
+}
+
 /// The chosen media type for an `Accept` header, or None for 406.
 ///
 /// `Accept` is a list of media ranges with optional `q` weights (RFC 9110
@@ -165,11 +196,27 @@ pub async fn conventions(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let accept = req.headers().get(header::ACCEPT).map(|v| {
+        v.to_str()
+            .map(str::to_string)
+            .map_err(|_| "the Accept header is not visible ASCII text".to_string())
+    });
+    let accept = match accept.transpose() {
+        Ok(accept) => accept,
+        Err(message) => {
+            let error = ApiError::NotAcceptable(message);
+            return Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body());
+        }
+    };
+    if has_encoded_control_character(req.path()) {
+        let error =
+            ApiError::NotFound("no such resource: ids never contain control characters".into());
+        return Ok(req
+            .into_response(error.error_response())
+            .map_into_right_body());
+    }
     let Some(media) = negotiate(accept.as_deref()) else {
         let error = ApiError::NotAcceptable(format!(
             "cannot answer with {}; accept one of {}",
@@ -209,6 +256,17 @@ pub async fn conventions(
 #[cfg(test)]
 mod tests {
     use super::negotiate;
+
+    #[test]
+    fn encoded_control_characters() {
+        assert!(super::has_encoded_control_character("/sources/%00"));
+        assert!(super::has_encoded_control_character("/users/a%1fb"));
+        assert!(super::has_encoded_control_character("/users/%7F"));
+        assert!(!super::has_encoded_control_character(
+            "/sources/a%20b%2F%25"
+        ));
+        assert!(!super::has_encoded_control_character("/sources/%"));
+    }
 
     #[test]
     fn negotiation() {

@@ -336,7 +336,7 @@ async fn accept_header_versions_and_406() {
     }
 }
 
-fn cors_headers(res: &reqwest::Response) -> Vec<String> {
+pub fn cors_headers(res: &reqwest::Response) -> Vec<String> {
     res.headers()
         .keys()
         .map(|k| k.as_str().to_string())

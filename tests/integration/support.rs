@@ -334,6 +334,44 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// What a refused request must leave as it was: the row count of every
+    /// table (as the database lists them, so a new table is included), each
+    /// workspace's audit-chain head, and the chain's verification.
+    pub async fn db_state(&self) -> BTreeMap<String, String> {
+        use sqlx::Row;
+        let tables_sql = if is_postgres() {
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'"
+        } else {
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        };
+        let tables: Vec<String> = sqlx::query(tables_sql)
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(tables.iter().any(|t| t == "audit_events"), "{tables:?}");
+        let mut state = BTreeMap::new();
+        for table in tables {
+            let n = self.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+            state.insert(format!("rows in {table}"), n.to_string());
+        }
+        for row in sqlx::query("SELECT id, audit_seq, audit_head FROM workspaces")
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
+        {
+            let (id, seq, head): (String, i64, String) = (row.get(0), row.get(1), row.get(2));
+            state.insert(format!("audit head of {id}"), format!("{seq} {head}"));
+        }
+        let (_, breaks) = leakguard::audit::verify(&self.db).await.unwrap();
+        state.insert("audit chain breaks".into(), format!("{breaks:?}"));
+        state
+    }
+}
+
 pub async fn json(res: reqwest::Response) -> Value {
     res.json().await.expect("a JSON body")
 }
