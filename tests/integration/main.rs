@@ -9,6 +9,7 @@ mod api_pagination;
 mod api_roles;
 mod binary;
 mod email;
+mod faults;
 mod openapi;
 mod public_api;
 mod scanning;

@@ -2,8 +2,8 @@
 //! enough ESMTP for lettre (no STARTTLS offered, so opportunistic TLS falls
 //! back to plain text). It records every accepted message and has switches
 //! for the failures the outbox must survive: refusals at MAIL, RCPT or DATA,
-//! a mail server that stops answering mid-message, and one that is down
-//! (stopped, then started again on the same port).
+//! a mail server that stops answering mid-message, one that is slow, and
+//! one that is down (stopped, then started again on the same port).
 
 #![allow(dead_code)]
 
@@ -84,6 +84,7 @@ struct Shared {
     /// Conversations waiting for `hold(false)` right now.
     held: AtomicUsize,
     delay: Mutex<Duration>,
+    greeting_delay: Mutex<Duration>,
 }
 
 struct Running {
@@ -204,6 +205,12 @@ impl SmtpServer {
         *self.shared.delay.lock().unwrap() = delay;
     }
 
+    /// A pause before the greeting of each connection (a mail server too
+    /// slow to even say hello; nothing is accepted while clients time out).
+    pub fn set_greeting_delay(&self, delay: Duration) {
+        *self.shared.greeting_delay.lock().unwrap() = delay;
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.shared.messages.lock().unwrap().clone()
     }
@@ -315,6 +322,8 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
         reply
     };
 
+    let greeting_delay = *shared.greeting_delay.lock().unwrap();
+    tokio::time::sleep(greeting_delay).await;
     reply!("220 smtp.test ESMTP leakguard test server");
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
