@@ -645,3 +645,183 @@ async fn a_read_only_sqlite_file_stops_start_up_with_a_clear_error() {
     assert_eq!(app.count("SELECT COUNT(*) FROM workspaces").await, 1);
     assert_eq!(readyz(&app).await.0, 200);
 }
+
+// ------------------------------------------------------------------ SIGKILL
+
+/// binary.rs covers SIGTERM during a stream. SIGKILL gives no chance to
+/// drain: whatever got a 2xx must still be applied after a restart, and
+/// every owner's mail must arrive. Mail is at least once: a message the
+/// mail server accepted just before the kill, but that was not yet marked
+/// sent, goes again with the same Message-ID, so the only duplicates
+/// allowed are messages accepted before the kill, and at most twice.
+#[test]
+#[cfg(unix)]
+fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
+    use crate::binary::{wait_exit, wait_until, Sandbox, Server, LOCATION};
+    use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    const TOKENS: usize = 60;
+    const SENDERS: usize = 4;
+    const KILL_AFTER: usize = 10;
+
+    let smtp_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let smtp = smtp_runtime.block_on(SmtpServer::start());
+    // A mail server that takes a moment per message, so that the kill can
+    // land while the worker is in the middle of a send.
+    smtp.set_delay(Duration::from_millis(20));
+
+    let mut sb = Sandbox::new();
+    let workspaces = [
+        sb.workspace("Acme", "alice@example.com").0,
+        sb.workspace("Globex", "hank@example.com").0,
+    ];
+    let keys = sb.keygen();
+    let tokens: Vec<(String, String)> = (0..TOKENS)
+        .map(|i| sb.token_and_id(&workspaces[i % 2], &format!("ci-{i}")))
+        .collect();
+    let key = DevKey::read_from(&keys).unwrap();
+    let smtp_url = smtp.url();
+    let env = [
+        ("LEAKGUARD_SMTP_URL", smtp_url.as_str()),
+        ("LEAKGUARD_OUTBOX_POLL_SECS", "0.2"),
+        ("LEAKGUARD_OUTBOX_BACKOFF_BASE_SECS", "0.1"),
+        // The killed worker's claims expire quickly for the restarted one.
+        ("LEAKGUARD_OUTBOX_LEASE_SECS", "2"),
+    ];
+    let mut server = Server::start(&sb, &env);
+    server.wait_ready();
+
+    let next = AtomicUsize::new(0);
+    let acknowledged = Mutex::new(Vec::new());
+    let url = server.url("/secret-scanning/github");
+    std::thread::scope(|s| {
+        for _ in 0..SENDERS {
+            let (next, acknowledged, tokens, key, url) =
+                (&next, &acknowledged, &tokens, &key, &url);
+            s.spawn(move || {
+                let client = reqwest::blocking::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= tokens.len() {
+                        return;
+                    }
+                    let body = alert_body(&[&tokens[i].0], TOKEN_TYPE, LOCATION, "commit");
+                    let sent = client
+                        .post(url)
+                        .header("Content-Type", "application/json")
+                        .header(KEY_ID_HEADER, key.identifier())
+                        .header(SIGNATURE_HEADER, key.sign(&body))
+                        .body(body)
+                        .timeout(Duration::from_secs(40))
+                        .send();
+                    if let Ok(res) = sent {
+                        if res.status().is_success() {
+                            // The whole answer arrived before we count it.
+                            let feedback: Value = res.json().unwrap();
+                            assert_eq!(feedback[0]["label"], "true_positive");
+                            acknowledged.lock().unwrap().push(i);
+                        }
+                    }
+                }
+            });
+        }
+        let streaming = wait_until(Duration::from_secs(60), || {
+            acknowledged.lock().unwrap().len() >= KILL_AFTER
+        });
+        assert!(
+            streaming,
+            "alerts were not being answered:\n{}",
+            server.logs()
+        );
+        server.signal("KILL");
+    });
+    let status = wait_exit(&mut server.child, Duration::from_secs(10)).expect("dead after SIGKILL");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    let acknowledged = acknowledged.into_inner().unwrap();
+    assert!(
+        acknowledged.len() < TOKENS,
+        "the kill came after the stream ended"
+    );
+    // What the killed process had transferred is accepted once its
+    // conversations end.
+    smtp_runtime.block_on(smtp.wait_idle(Duration::from_secs(10)));
+    let before_kill: BTreeSet<String> = smtp
+        .messages()
+        .iter()
+        .map(|m| m.header("Message-ID").unwrap())
+        .collect();
+
+    // Restarted on the same database, with nothing repaired by hand.
+    let server = Server::start(&sb, &env);
+    server.wait_ready();
+    for i in &acknowledged {
+        let (token, id) = &tokens[*i];
+        assert!(
+            sb.is_revoked(token),
+            "alert {i} got 2xx but its token is live"
+        );
+        let events = sb.count(
+            "SELECT COUNT(*) FROM audit_events WHERE resource_id = $1 AND type = 'Token Revoked'",
+            &[id],
+        );
+        assert_eq!(events, 1, "alert {i}: audit events");
+    }
+    for (what, sql) in HALF_APPLIED {
+        assert_eq!(sb.count(sql, &[]), 0, "{what}");
+    }
+    let drained = wait_until(Duration::from_secs(60), || {
+        sb.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL", &[]) == 0
+    });
+    assert!(drained, "the outbox did not drain:\n{}", server.logs());
+    // Several polls later, nothing more arrives.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let expected: BTreeSet<String> = {
+        let url = sb.database_url();
+        crate::binary::runtime().block_on(async {
+            let db = leakguard::db::Db::connect(&url).await.unwrap();
+            let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
+                .fetch_all(db.pool())
+                .await
+                .unwrap();
+            db.close().await;
+            ids.into_iter().collect()
+        })
+    };
+    let mut deliveries: BTreeMap<String, usize> = BTreeMap::new();
+    for m in smtp.messages() {
+        *deliveries
+            .entry(m.header("Message-ID").unwrap())
+            .or_default() += 1;
+    }
+    let delivered: BTreeSet<String> = deliveries.keys().cloned().collect();
+    assert_eq!(
+        delivered, expected,
+        "every queued message arrives, no other"
+    );
+    let duplicates: Vec<(&String, &usize)> = deliveries.iter().filter(|(_, n)| **n > 1).collect();
+    for (id, n) in &duplicates {
+        assert!(
+            **n == 2 && before_kill.contains(*id),
+            "{id} delivered {n} times, not in the kill's window"
+        );
+    }
+    sb.run(&["audit", "verify"]).expect_success("audit verify");
+    eprintln!(
+        "SIGKILL: {} of {TOKENS} alerts acknowledged before the kill; {} messages expected, \
+         {} delivered ({} before the kill), {} delivered twice",
+        acknowledged.len(),
+        expected.len(),
+        deliveries.values().sum::<usize>(),
+        before_kill.len(),
+        duplicates.len()
+    );
+}

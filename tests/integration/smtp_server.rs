@@ -81,6 +81,8 @@ struct Shared {
     refused: Mutex<HashMap<Stage, usize>>,
     /// Connections accepted so far.
     connections: AtomicUsize,
+    /// Conversations not finished yet.
+    open: AtomicUsize,
     /// Conversations waiting for `hold(false)` right now.
     held: AtomicUsize,
     delay: Mutex<Duration>,
@@ -156,7 +158,12 @@ impl SmtpServer {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         shared.connections.fetch_add(1, Ordering::SeqCst);
-                        conversations.spawn(converse(stream, shared.clone(), hold.clone()));
+                        let shared = shared.clone();
+                        let hold = hold.clone();
+                        conversations.spawn(async move {
+                            let _open = Counted::new(&shared.open);
+                            converse(stream, shared.clone(), hold).await
+                        });
                     }
                     Some(_) = conversations.join_next(), if !conversations.is_empty() => {}
                 }
@@ -238,6 +245,19 @@ impl SmtpServer {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
+    /// Waits until every conversation has ended (the clients hung up or
+    /// said QUIT): after that, nothing more can arrive from them.
+    pub async fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.shared.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "SMTP conversations still open after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits until at least `n` messages arrived; fails the test after
     /// `timeout`. Returns all messages so far.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
@@ -283,18 +303,18 @@ fn path_argument(arg: &str) -> Option<String> {
     Some(arg[start + 1..end].to_string())
 }
 
-/// Counts a held conversation for as long as it lives, including when
-/// `stop` aborts it while held.
-struct Held<'a>(&'a AtomicUsize);
+/// Counts a conversation (open, or held) for as long as it lives,
+/// including when `stop` aborts it.
+struct Counted<'a>(&'a AtomicUsize);
 
-impl<'a> Held<'a> {
-    fn new(count: &'a AtomicUsize) -> Held<'a> {
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
         count.fetch_add(1, Ordering::SeqCst);
-        Held(count)
+        Counted(count)
     }
 }
 
-impl Drop for Held<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -434,7 +454,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
                     data.extend_from_slice(content);
                 }
                 if *hold.borrow() {
-                    let _held = Held::new(&shared.held);
+                    let _held = Counted::new(&shared.held);
                     let _ = hold.wait_for(|on| !*on).await;
                 }
                 let delay = *shared.delay.lock().unwrap();
