@@ -14,4 +14,5 @@ mod openapi;
 mod public_api;
 mod scanning;
 mod smtp_server;
+mod soak;
 mod support;
