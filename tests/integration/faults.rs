@@ -188,7 +188,7 @@ impl PrivatePostgres {
             "initdb",
             &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
         );
-        pg.ctl("start");
+        pg.ctl("start", "");
         pg
     }
 
@@ -207,8 +207,10 @@ impl PrivatePostgres {
         run("runuser", &all);
     }
 
-    /// `start`, or `stop` the way a crash would (`-m immediate`).
-    fn ctl(&self, action: &str) {
+    /// `start`, or `stop` with a shutdown mode: `fast` (connections are
+    /// told "terminating connection due to administrator command") or
+    /// `immediate` (as in a crash: connections just drop).
+    fn ctl(&self, action: &str, mode: &str) {
         let data = self.data();
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
@@ -221,7 +223,7 @@ impl PrivatePostgres {
                 "pg_ctl",
                 &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
             ),
-            _ => self.as_postgres("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]),
+            _ => self.as_postgres("pg_ctl", &["-D", &data, "-m", mode, "-w", "stop"]),
         }
     }
 }
@@ -293,11 +295,20 @@ async fn wait(check: impl Fn() -> bool, what: &str) {
     }
 }
 
-/// A stream of alerts (one token each) and API reads from two senders,
-/// while PostgreSQL crashes and comes back. Each answer must be a 2xx or a
-/// 503; at the end, every alert GitHub would retry is retried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_stopped_mid_stream_gives_503_then_recovers_without_restart() {
+async fn postgres_crashing_mid_stream_gives_503_then_recovers_without_restart() {
+    postgres_outage_mid_stream("immediate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_shut_down_mid_stream_gives_503_then_recovers_without_restart() {
+    postgres_outage_mid_stream("fast").await;
+}
+
+/// A stream of alerts (one token each) and API reads from two senders,
+/// while PostgreSQL stops (`mode`) and comes back. Each answer must be a
+/// 2xx or a 503; at the end, every alert GitHub would retry is retried.
+async fn postgres_outage_mid_stream(mode: &str) {
     const TOKENS: usize = 40;
     let pg = PrivatePostgres::start();
     let app = TestApp::spawn_with(&[
@@ -371,7 +382,7 @@ async fn postgres_stopped_mid_stream_gives_503_then_recovers_without_restart() {
             .count()
     };
     wait(|| count(Answer::Ok) >= 5, "5 alerts before the crash").await;
-    pg.ctl("stop");
+    pg.ctl("stop", mode);
     wait(|| count(Answer::Unavailable) >= 3, "3 alerts refused").await;
     let (status, body) = readyz(&app).await;
     assert_eq!(status, 503, "{body}");
@@ -381,7 +392,7 @@ async fn postgres_stopped_mid_stream_gives_503_then_recovers_without_restart() {
         "the database is unavailable; retry later"
     );
     let acknowledged_before = count(Answer::Ok);
-    pg.ctl("start");
+    pg.ctl("start", "");
     // The same process, no restart: its pool reconnects.
     wait(
         || count(Answer::Ok) > acknowledged_before,
@@ -424,8 +435,14 @@ async fn postgres_stopped_mid_stream_gives_503_then_recovers_without_restart() {
         0,
         "the outbox drains after the outage"
     );
+    let mails = std::fs::read_dir(app.mail_dir()).unwrap().count() as i64;
+    assert_eq!(
+        mails,
+        app.count("SELECT COUNT(*) FROM outbox").await,
+        "one mail per queued message, none twice"
+    );
     eprintln!(
-        "PostgreSQL crash: {} alerts answered 200, {} answered 503 and retried; {} reads got 503",
+        "PostgreSQL stopped ({mode}): {} alerts answered 200, {} answered 503 and retried; {} reads got 503",
         TOKENS - refused.len(),
         refused.len(),
         reads.iter().filter(|a| **a == Answer::Unavailable).count()
