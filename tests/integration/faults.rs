@@ -552,15 +552,21 @@ impl Tmpfs {
         format!("sqlite://{}", self.path().join("leakguard.db").display())
     }
 
+    /// Remounts `ro` or `rw`. A stopped SQLite pool closes its file from a
+    /// worker thread, a moment after `close` returns; until then the kernel
+    /// refuses a read-only remount (EBUSY), so this retries for 10 s.
     fn remount(&self, mode: &str) {
-        run(
-            "mount",
-            &[
-                "-o",
-                &format!("remount,{mode}"),
-                self.path().to_str().unwrap(),
-            ],
-        );
+        let option = format!("remount,{mode}");
+        let args = ["-o", &option, self.path().to_str().unwrap()];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            let out = Command::new("mount").args(args).output().unwrap();
+            if out.status.success() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        run("mount", &args);
     }
 
     /// Writes a filler file until the file system says it is full.
