@@ -1,9 +1,9 @@
 //! Dependencies failing under a running leakguard: the key endpoint slow or
 //! returning garbage, PostgreSQL stopped and restarted mid-stream, a slow
-//! mail server, a full disk and a read-only SQLite file. (SIGKILL during a
-//! stream of alerts is in binary.rs, with the real process.) Each fault
-//! ends with the same checks: nothing half-applied, and the service back
-//! without a restart.
+//! mail server, a full disk, a read-only SQLite file, and SIGKILL during a
+//! stream of alerts (the real binary, through binary.rs's helpers). Each
+//! fault ends with the same checks: nothing half-applied, and the service
+//! back without a restart (or, after SIGKILL, after one).
 //!
 //! The PostgreSQL and disk faults need root (initdb as the postgres user,
 //! tmpfs mounts); CI runs as root, so they fail rather than skip without it.
