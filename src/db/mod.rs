@@ -237,7 +237,6 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 /// disk is full, or it is read-only. None for every other error (a bug).
 pub fn unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
     const DOWN: &str = "the database is unavailable; retry later";
-    const FULL: &str = DISK_FULL;
     const READ_ONLY: &str = "the database is read-only; retry later";
     const IO: &str = "the database cannot read or write its files; retry later";
     match err {
@@ -248,7 +247,7 @@ pub fn unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 let code = pg.code();
                 match code {
-                    "53100" => Some(FULL),
+                    "53100" => Some(DISK_FULL),
                     "25006" => Some(READ_ONLY),
                     // Connection exceptions; shutting down or starting up;
                     // out of resources.
@@ -264,7 +263,7 @@ pub fn unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
                 // Extended result codes; the primary code is the low byte.
                 let primary = db.code()?.parse::<i32>().ok()? & 0xff;
                 match primary {
-                    13 => Some(FULL),
+                    13 => Some(DISK_FULL),
                     8 => Some(READ_ONLY),
                     10 | 14 => Some(IO),
                     _ => None,

@@ -293,8 +293,11 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
     let last = window(&samples, RUN - WINDOW);
     let rss_first = mean(first.iter().map(|s| s.1 as f64)) / 1024.0;
     let rss_last = mean(last.iter().map(|s| s.1 as f64)) / 1024.0;
-    let fds_first = first.iter().map(|s| s.2).max().unwrap_or(0);
-    let fds_last = last.iter().map(|s| s.2).max().unwrap_or(0);
+    // The floor of each window: a leaked file raises every later sample,
+    // while an .eml file open at the moment of one sample raises only it.
+    let fds_first = first.iter().map(|s| s.2).min().unwrap_or(0);
+    let fds_last = last.iter().map(|s| s.2).min().unwrap_or(0);
+    let fds_peak = samples.iter().map(|s| s.2).max().unwrap_or(0);
     let db_connections = samples.iter().map(|s| s.3).max().unwrap_or(0);
     let requests = requests.load(Ordering::SeqCst);
     let failures = failures.into_inner().unwrap();
@@ -305,8 +308,8 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
     eprintln!(
         "soak on {}: {:.0} s, {requests} requests ({:.0}/s), {} alerts, {revoked} tokens revoked, \
          {} failed; VmRSS {:.1} MiB (first window) -> {:.1} MiB (last window), \
-         peak {:.1} MiB; open files {fds_first} -> {fds_last} \
-         plus at most {db_connections} database connections",
+         peak {:.1} MiB; open files (fewest in a window) {fds_first} -> {fds_last}, \
+         peak {fds_peak}, plus at most {db_connections} database connections",
         if crate::support::is_postgres() {
             "PostgreSQL"
         } else {
