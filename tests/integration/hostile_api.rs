@@ -8,26 +8,9 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::api_helpers::*;
-use crate::raw_http::{RawRequest, CLOSED_WITHOUT_ANSWER};
+use crate::raw_http::{case, RawRequest, CLOSED_WITHOUT_ANSWER};
 use crate::support::{json, TestApp};
 use leakguard::token::PublicToken;
-
-struct Case {
-    name: &'static str,
-    request: RawRequest,
-    status: u16,
-    /// Part of one of the `errors[].message`s.
-    message: &'static str,
-}
-
-fn case(name: &'static str, request: RawRequest, status: u16, message: &'static str) -> Case {
-    Case {
-        name,
-        request,
-        status,
-        message,
-    }
-}
 
 const BROKEN_FRAMING: &str = "broken chunked framing";
 

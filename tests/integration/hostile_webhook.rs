@@ -7,7 +7,7 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::raw_http::RawRequest;
+use crate::raw_http::{case, RawRequest};
 use crate::support::TestApp;
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
@@ -16,23 +16,6 @@ use leakguard::token::TOKEN_TYPE;
 const PATH: &str = "/secret-scanning/github";
 /// Small enough to test the limit cheaply, large enough for 100,000 entries.
 const LIMIT: usize = 2 * 1024 * 1024;
-
-struct Case {
-    name: &'static str,
-    request: RawRequest,
-    status: u16,
-    /// Part of `errors[0].message`; unused for 200.
-    message: &'static str,
-}
-
-fn case(name: &'static str, request: RawRequest, status: u16, message: &'static str) -> Case {
-    Case {
-        name,
-        request,
-        status,
-        message,
-    }
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -20,6 +20,24 @@ pub struct RawRequest {
     pub raw_chunked: Option<Vec<u8>>,
 }
 
+/// One row of a hostile-input table: a request and the answer it must get.
+pub struct Case {
+    pub name: &'static str,
+    pub request: RawRequest,
+    pub status: u16,
+    /// Part of one of the answer's `errors[].message`s; unused for 2xx.
+    pub message: &'static str,
+}
+
+pub fn case(name: &'static str, request: RawRequest, status: u16, message: &'static str) -> Case {
+    Case {
+        name,
+        request,
+        status,
+        message,
+    }
+}
+
 /// The status of a connection the server closed without answering.
 pub const CLOSED_WITHOUT_ANSWER: u16 = 0;
 
