@@ -252,20 +252,24 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready when the database answers and a key set is loaded: before that,
-/// alerts could not be verified.
+/// Ready when the database answers and takes writes and a key set is
+/// loaded: without them, alerts could not be verified or applied.
 #[utoipa::path(get, path = "/readyz", tag = "Operations", security(()),
-    responses((status = 200, description = "The database answers and a GitHub key set is loaded"),
-              (status = 503, description = "Not ready")))]
+    responses((status = 200, description = "The database answers and takes writes, and a GitHub key set is loaded"),
+              (status = 503, description = "Not ready; `databaseError` says why the database is not")))]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.db.ping().await;
+    let database = state.db.check_writable().await;
     let keys = state.keys.is_loaded();
-    let body = serde_json::json!({
-        "status": if database && keys { "ready" } else { "not ready" },
-        "database": database,
+    let ready = database.is_ok() && keys;
+    let mut body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "database": database.is_ok(),
         "githubKeys": keys,
     });
-    if database && keys {
+    if let Err(reason) = database {
+        body["databaseError"] = reason.into();
+    }
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

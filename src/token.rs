@@ -99,7 +99,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
-fn checksum(body: &str) -> String {
+/// The 6-character base62 CRC32 of everything before it. Public so that
+/// tests can build tokens that are well-formed but were never issued.
+pub fn checksum(body: &str) -> String {
     let mut n = crc32fast::hash(body.as_bytes());
     let mut out = [b'0'; CHECKSUM_LEN];
     for slot in out.iter_mut().rev() {
@@ -166,5 +168,61 @@ mod tests {
             PublicToken::parse(&format!("{body}2lTILZ")),
             Err(TokenFormatError::Checksum)
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Everything before the checksum: the prefix and 58 base62 characters.
+        fn body() -> impl Strategy<Value = String> {
+            "[0-9A-Za-z]{58}".prop_map(|random| format!("{PREFIX}{random}"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn a_well_formed_token_round_trips(body in body()) {
+                let token = format!("{body}{}", checksum(&body));
+                let parsed = PublicToken::parse(&token).unwrap();
+                prop_assert_eq!(parsed.expose(), token.as_str());
+                prop_assert_eq!(parsed.hint(), &token[TOKEN_LEN - 4..]);
+                prop_assert_eq!(parsed.hash(), sha256_hex(token.as_bytes()));
+                prop_assert_eq!(PublicToken::parse(parsed.expose()), Ok(parsed));
+            }
+
+            #[test]
+            fn parsing_any_text_never_panics_and_keeps_it_verbatim(text in any::<String>()) {
+                if let Ok(token) = PublicToken::parse(&text) {
+                    prop_assert_eq!(token.expose(), text.as_str());
+                }
+            }
+        }
+
+        proptest! {
+            // Each case tries all 4,000-odd single-character changes.
+            #![proptest_config(ProptestConfig::with_cases(32))]
+
+            #[test]
+            fn the_checksum_refuses_every_single_character_change(body in body()) {
+                let token = format!("{body}{}", checksum(&body));
+                for position in PREFIX.len()..TOKEN_LEN {
+                    for &replacement in BASE62 {
+                        let mut changed = token.clone().into_bytes();
+                        if changed[position] == replacement {
+                            continue;
+                        }
+                        changed[position] = replacement;
+                        let changed = String::from_utf8(changed).unwrap();
+                        prop_assert_eq!(
+                            PublicToken::parse(&changed),
+                            Err(TokenFormatError::Checksum),
+                            "position {}", position
+                        );
+                    }
+                }
+            }
+        }
     }
 }

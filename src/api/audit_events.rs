@@ -75,6 +75,10 @@ fn filter_from(query: &QueryParams, errors: &mut Vec<FieldError>) -> Filter {
             ));
             return None;
         }
+        if raw.chars().any(char::is_control) {
+            errors.push(FieldError::new(name, "must not contain control characters"));
+            return None;
+        }
         Some(raw.to_string())
     };
     let resource_id = text("resourceId", 100);

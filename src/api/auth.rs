@@ -103,14 +103,11 @@ impl FromRequest for Caller {
 }
 
 async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
-    let header = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
+    let header = super::single_header(req, "Authorization")
+        .map_err(ApiError::Unauthorized)?
         .ok_or_else(|| {
             ApiError::Unauthorized("missing Authorization header: send `Bearer <token>`".into())
-        })?
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("the Authorization header is not text".into()))?;
+        })?;
     let presented = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))

@@ -47,9 +47,14 @@ impl JsonBody {
             ));
         }
         let bytes = read_limited(&self.req, self.payload, limit).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+        parse_json(&bytes)
     }
+}
+
+/// The bytes of a Public API body as JSON, or the 400 that says why not.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
 
 /// Reads the body up to `limit` bytes; anything longer is a 413 without

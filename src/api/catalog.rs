@@ -1,12 +1,14 @@
 //! `/catalog/sources` and `/catalog/destinations`: the kinds of source and
 //! destination a workspace can create, Segment-style. Sources and
-//! destinations name their kind by `metadataId`; the catalog is static, so
-//! an entry, once published, is never removed (stored rows point at it).
+//! destinations name their kind by `metadataId`. The entries are
+//! `fixtures/catalog/*.json`, built into the binary.
+
+use std::sync::LazyLock;
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::error::{ApiError, FieldError};
@@ -23,55 +25,49 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CatalogEntry {
     /// What `metadataId` refers to.
-    pub id: &'static str,
-    pub slug: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    #[schema(value_type = Vec<String>)]
-    pub categories: &'static [&'static str],
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub categories: Vec<String>,
+    /// The settings this kind of source or destination understands.
+    pub options: Vec<CatalogOption>,
 }
 
-const fn entry(
-    id: &'static str,
-    slug: &'static str,
-    name: &'static str,
-    description: &'static str,
-    categories: &'static [&'static str],
-) -> CatalogEntry {
-    CatalogEntry {
-        id,
-        slug,
-        name,
-        description,
-        categories,
-    }
+/// One setting of a catalog entry, in the shape of Segment's
+/// `IntegrationOptionBeta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CatalogOption {
+    pub name: String,
+    /// `string`, `password`, `number`, `boolean` or `array`.
+    #[serde(rename = "type")]
+    pub option_type: String,
+    pub required: bool,
+    pub description: String,
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub default_value: Option<Value>,
 }
 
-#[rustfmt::skip] // a table reads best as one line per entry
-pub const SOURCES: &[CatalogEntry] = &[
-    entry("kVr3mQ8cTn", "javascript", "Javascript", "Events from websites, sent by the browser library.", &["Website"]),
-    entry("p2LwXe7HbA", "http-api", "HTTP API", "Events sent to the HTTP tracking API from any language.", &["Server"]),
-    entry("Zt5uNc1GdY", "node-js", "Node.js", "Events from Node.js servers.", &["Server"]),
-    entry("Bq9sJf4RwK", "python", "Python", "Events from Python servers and jobs.", &["Server"]),
-    entry("Hm6yTa2VzP", "go", "Go", "Events from Go services.", &["Server"]),
-    entry("Wd8gLk3QxE", "ios", "iOS", "Events from iOS apps.", &["Mobile"]),
-    entry("Ce4pRv9MnU", "android", "Android", "Events from Android apps.", &["Mobile"]),
-];
+/// The catalog ships inside the binary, so a deployment cannot lose it and
+/// stored `metadataId`s always resolve. Entries, once published, are never
+/// removed.
+pub static SOURCES: LazyLock<Vec<CatalogEntry>> =
+    LazyLock::new(|| parse(include_str!("../../fixtures/catalog/sources.json")));
+pub static DESTINATIONS: LazyLock<Vec<CatalogEntry>> =
+    LazyLock::new(|| parse(include_str!("../../fixtures/catalog/destinations.json")));
 
-#[rustfmt::skip]
-pub const DESTINATIONS: &[CatalogEntry] = &[
-    entry("Xn7bVq2KsL", "webhooks", "Webhooks", "Forwards every event as a signed HTTP POST.", &["Raw Data"]),
-    entry("Ja3tHw8PcM", "amazon-s3", "Amazon S3", "Archives events as files in an S3 bucket.", &["Raw Data", "Storage"]),
-    entry("Ry5mEd1FgT", "amplitude", "Amplitude", "Product analytics.", &["Analytics"]),
-    entry("Uk2cSz6NbW", "mixpanel", "Mixpanel", "Product analytics.", &["Analytics"]),
-    entry("Gf9qYl4AhD", "google-analytics-4", "Google Analytics 4", "Web and app analytics.", &["Analytics"]),
-    entry("Tv1wPn7JrQ", "bigquery", "BigQuery", "Loads events into a BigQuery dataset.", &["Warehouses"]),
-    entry("Mb6xKe3ZuS", "slack", "Slack", "Posts chosen events to a Slack channel.", &["Team Communication"]),
-];
+fn parse(text: &str) -> Vec<CatalogEntry> {
+    // The unit tests parse both files, so this cannot fail in a build that
+    // passed them.
+    serde_json::from_str(text).expect("fixtures/catalog is valid")
+}
 
 pub fn source_entry(id: &str) -> Option<&'static CatalogEntry> {
     SOURCES.iter().find(|e| e.id == id)
@@ -125,7 +121,7 @@ fn page_of(
     responses((status = 200, description = "{\"data\":{\"sourcesCatalog\":[…],\"pagination\":{…}}}"),
               (status = 422, description = "Bad pagination")))]
 pub async fn list_sources(_caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (entries, pagination) = page_of(SOURCES, &req)?;
+    let (entries, pagination) = page_of(&SOURCES, &req)?;
     Ok(super::data(
         json!({ "sourcesCatalog": entries, "pagination": pagination }),
     ))
@@ -151,7 +147,7 @@ pub async fn list_destinations(
     _caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let (entries, pagination) = page_of(DESTINATIONS, &req)?;
+    let (entries, pagination) = page_of(&DESTINATIONS, &req)?;
     Ok(super::data(
         json!({ "destinationsCatalog": entries, "pagination": pagination }),
     ))
@@ -168,4 +164,83 @@ pub async fn get_destination(
     let entry =
         destination_entry(&path).ok_or_else(|| ApiError::not_found("destination catalog entry"))?;
     Ok(super::data(json!({ "destinationMetadata": entry })))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{CatalogEntry, DESTINATIONS, SOURCES};
+
+    const OPTION_TYPES: &[&str] = &["string", "password", "number", "boolean", "array"];
+
+    fn check(entries: &[CatalogEntry]) {
+        assert_eq!(entries.len(), 12);
+        let mut ids = HashSet::new();
+        let mut slugs = HashSet::new();
+        for e in entries {
+            assert!(
+                e.id.len() == 10 && e.id.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{}: ids are 10 base62 characters",
+                e.id
+            );
+            assert!(ids.insert(e.id.as_str()), "duplicate id {}", e.id);
+            assert!(slugs.insert(e.slug.as_str()), "duplicate slug {}", e.slug);
+            assert!(
+                !e.name.is_empty() && !e.description.is_empty() && !e.categories.is_empty(),
+                "{}",
+                e.slug
+            );
+            assert!(!e.options.is_empty(), "{} has no options", e.slug);
+            let mut names = HashSet::new();
+            for o in &e.options {
+                assert!(
+                    names.insert(o.name.as_str()),
+                    "{}: {} twice",
+                    e.slug,
+                    o.name
+                );
+                assert!(OPTION_TYPES.contains(&o.option_type.as_str()), "{}", o.name);
+                assert!(
+                    !o.label.is_empty() && !o.description.is_empty(),
+                    "{}",
+                    o.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_shipped_catalog_is_well_formed() {
+        check(&SOURCES);
+        check(&DESTINATIONS);
+    }
+
+    #[test]
+    fn published_ids_stay() {
+        // Stored sources and destinations point at these; removing one
+        // would orphan them.
+        for id in [
+            "kVr3mQ8cTn",
+            "p2LwXe7HbA",
+            "Zt5uNc1GdY",
+            "Bq9sJf4RwK",
+            "Hm6yTa2VzP",
+            "Wd8gLk3QxE",
+            "Ce4pRv9MnU",
+        ] {
+            assert!(super::source_entry(id).is_some(), "{id}");
+        }
+        for id in [
+            "Xn7bVq2KsL",
+            "Ja3tHw8PcM",
+            "Ry5mEd1FgT",
+            "Uk2cSz6NbW",
+            "Gf9qYl4AhD",
+            "Tv1wPn7JrQ",
+            "Mb6xKe3ZuS",
+        ] {
+            assert!(super::destination_entry(id).is_some(), "{id}");
+        }
+    }
 }

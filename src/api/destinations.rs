@@ -44,7 +44,8 @@ pub struct Destination {
     #[schema(value_type = Object)]
     pub settings: Value,
     /// The catalog entry (`GET /catalog/destinations`) this destination is an instance of.
-    pub metadata: Option<CatalogEntry>,
+    #[schema(value_type = Option<CatalogEntry>)]
+    pub metadata: Option<&'static CatalogEntry>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -62,7 +63,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Destination, ApiError> {
         name: row.get(3),
         enabled: row.get::<i64, _>(4) != 0,
         settings: serde_json::from_str(&settings).map_err(ApiError::internal)?,
-        metadata: catalog::destination_entry(&catalog_id).copied(),
+        metadata: catalog::destination_entry(&catalog_id),
         created_at: format_micros(row.get(7)),
         updated_at: format_micros(row.get(8)),
     })
@@ -185,7 +186,7 @@ pub async fn create(
         source_id: source_id.expect("validated"),
         workspace_id: caller.workspace_id.clone(),
         settings,
-        metadata: Some(*metadata),
+        metadata: Some(metadata),
         created_at: format_micros(now),
         updated_at: format_micros(now),
     };
@@ -200,7 +201,7 @@ pub async fn create(
     .bind(&destination.name)
     .bind(i64::from(destination.enabled))
     .bind(destination.settings.to_string())
-    .bind(metadata.id)
+    .bind(&metadata.id)
     .bind(now)
     .execute(&mut *tx)
     .await?;

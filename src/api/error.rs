@@ -63,13 +63,13 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> ApiError {
-        match err {
-            // The database is down or saturated: the caller should retry.
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                tracing::error!(error = %err, "database unavailable");
-                ApiError::Unavailable("the database is unavailable; retry later".into())
+        // Down, restarting, full or read-only: the caller should retry.
+        match crate::db::unavailable_reason(&err) {
+            Some(reason) => {
+                tracing::error!(error = %err, reason, "database unavailable");
+                ApiError::Unavailable(reason.into())
             }
-            other => ApiError::Internal(other.into()),
+            None => ApiError::Internal(err.into()),
         }
     }
 }

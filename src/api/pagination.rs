@@ -97,7 +97,9 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| !s.is_empty())
+        // Positions are digits, a colon and an id: nothing else may reach
+        // a query (PostgreSQL text cannot even hold NUL).
+        .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
 }
 
 fn split_position(position: &str) -> Option<(i64, &str)> {

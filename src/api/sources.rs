@@ -28,6 +28,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::GET, "/sources/{id}", get),
         Endpoint::new(Method::PATCH, "/sources/{id}", update),
         Endpoint::new(Method::DELETE, "/sources/{id}", delete),
+        Endpoint::new(Method::POST, "/sources/{id}/writekey", add_write_key),
+        Endpoint::new(
+            Method::DELETE,
+            "/sources/{id}/writekey/{key}",
+            remove_write_key,
+        ),
     ]
 }
 
@@ -40,6 +46,9 @@ pub struct Source {
     pub name: String,
     pub workspace_id: String,
     pub enabled: bool,
+    /// Keys that identify this source to the tracking libraries (Segment's
+    /// `writeKeys`); a new source has one.
+    pub write_keys: Vec<String>,
     /// Values under keys that name a secret are shown as "••••".
     #[serde(serialize_with = "settings::serialize_masked")]
     #[schema(value_type = Object)]
@@ -48,27 +57,36 @@ pub struct Source {
     #[schema(value_type = Vec<Object>)]
     pub labels: Vec<Value>,
     /// The catalog entry (`GET /catalog/sources`) this source is an instance of.
-    pub metadata: Option<CatalogEntry>,
+    #[schema(value_type = Option<CatalogEntry>)]
+    pub metadata: Option<&'static CatalogEntry>,
     pub created_at: String,
     pub updated_at: String,
 }
 
-const COLUMNS: &str =
-    "id, workspace_id, slug, name, enabled, settings, labels, catalog_id, created_at, updated_at";
+const COLUMNS: &str = "id, workspace_id, slug, name, enabled, settings, labels, catalog_id, \
+     created_at, updated_at, write_keys";
+
+/// Write keys are 32 base62 characters, like Segment's.
+const WRITE_KEY_LEN: usize = 32;
+
+/// Enough for rotating keys one at a time; bounds the row.
+const MAX_WRITE_KEYS: usize = 10;
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Source, ApiError> {
     let settings: String = row.get(5);
     let labels: String = row.get(6);
     let catalog_id: String = row.get(7);
+    let write_keys: String = row.get(10);
     Ok(Source {
         id: row.get(0),
         workspace_id: row.get(1),
         slug: row.get(2),
         name: row.get(3),
         enabled: row.get::<i64, _>(4) != 0,
+        write_keys: serde_json::from_str(&write_keys).map_err(ApiError::internal)?,
         settings: serde_json::from_str(&settings).map_err(ApiError::internal)?,
         labels: serde_json::from_str(&labels).map_err(ApiError::internal)?,
-        metadata: catalog::source_entry(&catalog_id).copied(),
+        metadata: catalog::source_entry(&catalog_id),
         created_at: format_micros(row.get(8)),
         updated_at: format_micros(row.get(9)),
     })
@@ -176,9 +194,10 @@ pub async fn create(
         slug,
         workspace_id: caller.workspace_id.clone(),
         enabled: enabled.expect("validated"),
+        write_keys: vec![crate::id::random_base62(WRITE_KEY_LEN)],
         settings,
         labels,
-        metadata: Some(*metadata),
+        metadata: Some(metadata),
         created_at: format_micros(now),
         updated_at: format_micros(now),
     };
@@ -188,8 +207,8 @@ pub async fn create(
     audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
     let inserted = sqlx::query(
         "INSERT INTO sources (id, workspace_id, slug, name, enabled, settings, labels,
-             catalog_id, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+             catalog_id, created_at, updated_at, write_keys)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
     )
     .bind(&source.id)
     .bind(&source.workspace_id)
@@ -198,8 +217,9 @@ pub async fn create(
     .bind(i64::from(source.enabled))
     .bind(source.settings.to_string())
     .bind(Value::from(source.labels.clone()).to_string())
-    .bind(metadata.id)
+    .bind(&metadata.id)
     .bind(now)
+    .bind(json!(source.write_keys).to_string())
     .execute(&mut *tx)
     .await;
     match inserted {
@@ -360,5 +380,89 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
+    Ok(super::deleted())
+}
+
+/// How a write key appears in the audit trail: enough to tell keys apart,
+/// without repeating the key itself.
+fn write_key_hint(key: &str) -> String {
+    format!("…{}", &key[key.len().saturating_sub(4)..])
+}
+
+/// Stores the source's write keys, writes the audit event and commits.
+async fn save_write_keys(
+    mut tx: crate::db::Tx,
+    caller: &Caller,
+    source: &mut Source,
+    details: Value,
+) -> Result<(), ApiError> {
+    let now = now_micros();
+    source.updated_at = format_micros(now);
+    sqlx::query("UPDATE sources SET write_keys = $1, updated_at = $2 WHERE id = $3")
+        .bind(json!(source.write_keys).to_string())
+        .bind(now)
+        .bind(&source.id)
+        .execute(&mut *tx)
+        .await?;
+    audit::append(
+        &mut tx,
+        &caller.workspace_id,
+        now,
+        vec![event("Source Modified", caller, source, details)],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/sources/{id}/writekey", tag = "Sources", params(("id" = String, Path)),
+    responses((status = 201, description = "{\"data\":{\"source\":{…}}}, the new key last in writeKeys", body = Source),
+              (status = 404, description = "No such source in this workspace"),
+              (status = 409, description = "The source already has the most write keys allowed")))]
+pub async fn add_write_key(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Member)?;
+    let mut tx = state.db.begin().await?;
+    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
+    let mut source = find(&mut *tx, &caller.workspace_id, &path).await?;
+    if source.write_keys.len() >= MAX_WRITE_KEYS {
+        return Err(ApiError::Conflict(format!(
+            "source {:?} already has {MAX_WRITE_KEYS} write keys; remove one first",
+            source.slug
+        )));
+    }
+    let key = crate::id::random_base62(WRITE_KEY_LEN);
+    let details = json!({ "changes": { "writeKeys": { "added": write_key_hint(&key) } } });
+    source.write_keys.push(key);
+    save_write_keys(tx, &caller, &mut source, details).await?;
+    Ok(super::created(json!({ "source": source })))
+}
+
+#[utoipa::path(delete, path = "/sources/{id}/writekey/{key}", tag = "Sources",
+    params(("id" = String, Path), ("key" = String, Path, description = "One of the source's writeKeys")),
+    responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
+              (status = 404, description = "No such source in this workspace, or no such write key on it")))]
+pub async fn remove_write_key(
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Member)?;
+    let (id, key) = path.into_inner();
+    let mut tx = state.db.begin().await?;
+    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
+    let mut source = find(&mut *tx, &caller.workspace_id, &id).await?;
+    // A plain comparison is enough: whoever gets this far may read the keys.
+    let position = source
+        .write_keys
+        .iter()
+        .position(|k| *k == key)
+        .ok_or_else(|| ApiError::not_found("write key"))?;
+    let removed = source.write_keys.remove(position);
+    let details = json!({ "changes": { "writeKeys": { "removed": write_key_hint(&removed) } } });
+    save_write_keys(tx, &caller, &mut source, details).await?;
     Ok(super::deleted())
 }

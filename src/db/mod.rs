@@ -20,6 +20,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The database file, on SQLite.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -46,26 +48,25 @@ impl Db {
             // SQLite allows one writer at a time; a single connection turns
             // that into an orderly async queue instead of SQLITE_BUSY errors
             // when two read-then-write transactions meet.
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(Duration::from_secs(10))
-                    // An embedded connection cannot drop; sqlx's default
-                    // ping before every acquire is one more round trip to
-                    // the connection's thread for each statement.
-                    .test_before_acquire(false)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute("PRAGMA busy_timeout = 5000").await?;
-                            Ok(())
-                        })
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                // An embedded connection cannot drop; sqlx's default ping
+                // before every acquire is one more round trip to the
+                // connection's thread for each statement.
+                .test_before_acquire(false)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        Ok(())
                     })
-                    .connect_with(options)
-                    .await?
-            }
+                })
+                .connect_with(options)
+                .await
+                .map_err(|e| explain_sqlite_open_error(e, &url))?,
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
@@ -74,7 +75,17 @@ impl Db {
                     .await?
             }
         };
-        Ok(Db { pool, backend })
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .ok()
+                .map(|o| o.get_filename().to_path_buf()),
+            Backend::Postgres => None,
+        };
+        Ok(Db {
+            pool,
+            backend,
+            sqlite_file,
+        })
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx takes an advisory lock,
@@ -119,9 +130,28 @@ impl Db {
         self.pool.begin().await
     }
 
-    /// Whether the database answers a trivial query.
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    /// Whether the database takes writes now: `Err` says why not. A
+    /// committed write catches a read-only file or server; on SQLite the
+    /// free space is checked too, because a small write can still fit in
+    /// the space that a failed larger one left in the write-ahead log.
+    pub async fn check_writable(&self) -> Result<(), &'static str> {
+        if let Some(path) = &self.sqlite_file {
+            if free_bytes(path).is_some_and(|free| free < MIN_FREE_BYTES) {
+                return Err(DISK_FULL);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO readiness_probe (id, checked_at) VALUES (1, $1)
+             ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+        )
+        .bind(crate::time::now_micros())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            tracing::warn!(error = %e, "readiness: the database refused a write");
+            unavailable_reason(&e).unwrap_or("the database refused a write")
+        })
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the backend has it; SQLite's single
@@ -140,6 +170,43 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await
     }
+}
+
+/// SQLite says only "unable to open database file" when the file or its
+/// file system is read-only; trying to open it for writing names the cause.
+fn explain_sqlite_open_error(err: sqlx::Error, url: &str) -> anyhow::Error {
+    let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+        return err.into();
+    };
+    let path = options.get_filename();
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Err(io) if path.exists() => anyhow::anyhow!(
+            "{err}: {} cannot be opened for writing: {io}",
+            path.display()
+        ),
+        _ => err.into(),
+    }
+}
+
+/// Below this much free space next to a SQLite file, leakguard is not
+/// ready: a large alert writes a few megabytes.
+pub const MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
+
+const DISK_FULL: &str = "the database's disk is full; retry later";
+
+#[cfg(unix)]
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_path: &std::path::Path) -> Option<u64> {
+    None
 }
 
 /// Bind parameters per batched statement. SQLite looks each `$N` up by a
@@ -166,5 +233,49 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => db.is_unique_violation(),
         _ => false,
+    }
+}
+
+/// Why the database cannot serve a request right now, when the cause is on
+/// its side and a retry later can succeed: it is down or restarting, its
+/// disk is full, or it is read-only. None for every other error (a bug).
+pub fn unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
+    const DOWN: &str = "the database is unavailable; retry later";
+    const READ_ONLY: &str = "the database is read-only; retry later";
+    const IO: &str = "the database cannot read or write its files; retry later";
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Some(DOWN),
+        // A connection that PostgreSQL closed in the middle of a reply.
+        sqlx::Error::Protocol(_) => Some(DOWN),
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = pg.code();
+                match code {
+                    "53100" => Some(DISK_FULL),
+                    "25006" => Some(READ_ONLY),
+                    // Connection exceptions; shutting down or starting up;
+                    // out of resources.
+                    _ if code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code.starts_with("53") =>
+                    {
+                        Some(DOWN)
+                    }
+                    _ => None,
+                }
+            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes; the primary code is the low byte.
+                let primary = db.code()?.parse::<i32>().ok()? & 0xff;
+                match primary {
+                    13 => Some(DISK_FULL),
+                    8 => Some(READ_ONLY),
+                    10 | 14 => Some(IO),
+                    _ => None,
+                }
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }

@@ -3,8 +3,8 @@
 //! offered, so opportunistic TLS falls back to plain text). It records every
 //! accepted message and has switches for the failures the outbox must
 //! survive: refusals at MAIL, RCPT or DATA, a mail server that stops
-//! answering mid-message, and one that is down (stopped, then started again
-//! on the same port).
+//! answering mid-message, one that is slow, and one that is down (stopped,
+//! then started again on the same port).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,9 +51,12 @@ struct Shared {
     refused: Mutex<HashMap<Stage, usize>>,
     /// Connections accepted so far.
     connections: AtomicUsize,
+    /// Conversations not finished yet.
+    open: AtomicUsize,
     /// Conversations waiting for `hold(false)` right now.
     held: AtomicUsize,
     delay: Mutex<Duration>,
+    greeting_delay: Mutex<Duration>,
 }
 
 struct Running {
@@ -125,7 +128,12 @@ impl SmtpServer {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         shared.connections.fetch_add(1, Ordering::SeqCst);
-                        conversations.spawn(converse(stream, shared.clone(), hold.clone()));
+                        let shared = shared.clone();
+                        let hold = hold.clone();
+                        conversations.spawn(async move {
+                            let _open = Counted::new(&shared.open);
+                            converse(stream, shared.clone(), hold).await
+                        });
                     }
                     Some(_) = conversations.join_next(), if !conversations.is_empty() => {}
                 }
@@ -174,6 +182,12 @@ impl SmtpServer {
         *self.shared.delay.lock().unwrap() = delay;
     }
 
+    /// A pause before the greeting of each connection (a mail server too
+    /// slow to even say hello; nothing is accepted while clients time out).
+    pub fn set_greeting_delay(&self, delay: Duration) {
+        *self.shared.greeting_delay.lock().unwrap() = delay;
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.shared.messages.lock().unwrap().clone()
     }
@@ -211,6 +225,19 @@ impl SmtpServer {
 
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every conversation has ended (the clients hung up or
+    /// said QUIT): after that, nothing more can arrive from them.
+    pub async fn wait_idle(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.shared.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "SMTP conversations still open after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Waits until at least `n` messages arrived; fails the test after
@@ -258,18 +285,18 @@ fn path_argument(arg: &str) -> Option<String> {
     Some(arg[start + 1..end].to_string())
 }
 
-/// Counts a held conversation for as long as it lives, including when
-/// `stop` aborts it while held.
-struct Held<'a>(&'a AtomicUsize);
+/// Counts a conversation (open, or held) for as long as it lives,
+/// including when `stop` aborts it.
+struct Counted<'a>(&'a AtomicUsize);
 
-impl<'a> Held<'a> {
-    fn new(count: &'a AtomicUsize) -> Held<'a> {
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
         count.fetch_add(1, Ordering::SeqCst);
-        Held(count)
+        Counted(count)
     }
 }
 
-impl Drop for Held<'_> {
+impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
@@ -297,6 +324,8 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
         reply
     };
 
+    let greeting_delay = *shared.greeting_delay.lock().unwrap();
+    tokio::time::sleep(greeting_delay).await;
     reply!("220 smtp.test ESMTP leakguard test server");
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
@@ -407,7 +436,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
                     data.extend_from_slice(content);
                 }
                 if *hold.borrow() {
-                    let _held = Held::new(&shared.held);
+                    let _held = Counted::new(&shared.held);
                     let _ = hold.wait_for(|on| !*on).await;
                 }
                 let delay = *shared.delay.lock().unwrap();

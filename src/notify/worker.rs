@@ -102,11 +102,7 @@ impl Worker {
             Ok(()) => {
                 self.metrics.outbox_sent.inc();
                 tracing::info!(outbox_id = %message.id, to = %to, "email sent");
-                if let Err(e) = outbox::mark_sent(&self.db, &message.id).await {
-                    // The lease will expire and the message be sent again
-                    // with the same Message-ID: a duplicate beats a loss.
-                    tracing::error!(outbox_id = %message.id, error = %e, "email sent but not marked sent");
-                }
+                self.record_sent(message).await;
             }
             Err(err) => {
                 self.metrics.outbox_failed.inc();
@@ -138,6 +134,27 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// Marks a delivered message sent. The database may be away for a few
+    /// seconds (a restart), so this keeps trying for half the lease: once
+    /// the lease expires, the message is sent again (same Message-ID; a
+    /// duplicate beats a loss), and this avoids that after a short outage.
+    async fn record_sent(&self, message: &ClaimedMessage) {
+        let give_up = std::time::Instant::now() + self.lease / 2;
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let Err(e) = outbox::mark_sent(&self.db, &message.id).await else {
+                return;
+            };
+            if std::time::Instant::now() + pause >= give_up {
+                tracing::error!(outbox_id = %message.id, error = %e, "email sent but not marked sent; it will be sent again after the lease");
+                return;
+            }
+            tracing::warn!(outbox_id = %message.id, error = %e, "email sent; cannot mark it sent yet, retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 

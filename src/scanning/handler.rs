@@ -11,6 +11,7 @@ use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::body::read_limited;
 use crate::api::error::ApiError;
+use crate::api::single_header;
 use crate::db::Backend;
 use crate::revocation::{self, LeakAlert, Report, TokenRecord, TOKEN_RECORD_COLUMNS};
 use crate::startup::AppState;
@@ -57,18 +58,16 @@ async fn handle(
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
     // Header names are case-insensitive in actix's HeaderMap.
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+    let header = |name: &str| match single_header(req, name) {
+        Ok(Some("")) => Err(ApiError::Unauthorized(format!(
+            "the {name} header is empty"
+        ))),
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(ApiError::Unauthorized(format!("missing {name} header"))),
+        Err(message) => Err(ApiError::Unauthorized(message)),
     };
-    let key_id = header(KEY_ID_HEADER)
-        .ok_or_else(|| ApiError::Unauthorized(format!("missing {KEY_ID_HEADER} header")))?
-        .to_string();
-    let signature = header(SIGNATURE_HEADER)
-        .ok_or_else(|| ApiError::Unauthorized(format!("missing {SIGNATURE_HEADER} header")))?;
+    let key_id = header(KEY_ID_HEADER)?.to_string();
+    let signature = header(SIGNATURE_HEADER)?;
     let signature = decode_signature(signature).ok_or_else(|| {
         ApiError::Unauthorized(format!("{SIGNATURE_HEADER} is not standard base64"))
     })?;

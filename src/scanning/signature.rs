@@ -228,4 +228,73 @@ mod tests {
         assert!(decode_signature("***").is_none());
         assert!(decode_signature("").is_none());
     }
+
+    mod properties {
+        use super::*;
+        use crate::scanning::simulate::DevKey;
+        use proptest::prelude::*;
+        use std::sync::OnceLock;
+
+        /// One key for every case: generating one per case would dominate.
+        fn signer() -> &'static (DevKey, VerifyingKey) {
+            static KEY: OnceLock<(DevKey, VerifyingKey)> = OnceLock::new();
+            KEY.get_or_init(|| {
+                let dev = DevKey::generate();
+                let key = VerifyingKey::from_spki_pem(&dev.public_pem()).unwrap();
+                (dev, key)
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            #[test]
+            fn a_mutated_body_or_signature_never_verifies(
+                body in proptest::collection::vec(any::<u8>(), 1..512),
+                at in any::<prop::sample::Index>(),
+                flip in 1u8..=255,
+                extra in any::<u8>(),
+            ) {
+                let (dev, key) = signer();
+                let signature = decode_signature(&dev.sign(&body)).unwrap();
+                prop_assert!(key.verify(&body, &signature));
+
+                let mut changed = body.clone();
+                changed[at.index(body.len())] ^= flip;
+                prop_assert!(!key.verify(&changed, &signature));
+                let mut longer = body.clone();
+                longer.push(extra);
+                prop_assert!(!key.verify(&longer, &signature));
+                prop_assert!(!key.verify(&body[..body.len() - 1], &signature));
+
+                let mut forged = signature.clone();
+                forged[at.index(signature.len())] ^= flip;
+                prop_assert!(!key.verify(&body, &forged));
+                let mut trailing = signature.clone();
+                trailing.push(extra);
+                prop_assert!(!key.verify(&body, &trailing));
+                prop_assert!(!key.verify(&body, &signature[..signature.len() - 1]));
+            }
+
+            #[test]
+            fn arbitrary_bytes_are_never_a_signature(
+                body in proptest::collection::vec(any::<u8>(), 0..256),
+                signature in proptest::collection::vec(any::<u8>(), 0..128),
+            ) {
+                prop_assert!(!signer().1.verify(&body, &signature));
+            }
+
+            #[test]
+            fn decoding_headers_and_keys_never_panics(
+                bytes in proptest::collection::vec(any::<u8>(), 0..256),
+                text in any::<String>(),
+            ) {
+                let _ = decode_signature(&text);
+                if let Ok(key) = VerifyingKey::from_spki_der(&bytes) {
+                    prop_assert_eq!(VerifyingKey::from_spki_pem(&key.to_spki_pem()), Ok(key));
+                }
+                let _ = VerifyingKey::from_spki_pem(&text);
+            }
+        }
+    }
 }

@@ -297,6 +297,20 @@ async fn accept_header_versions_and_406() {
             "text/html, application/vnd.segment.v1beta+json;q=0.9",
             "application/vnd.segment.v1beta+json",
         ),
+        // A list, as Segment's SDK sends for some operations.
+        (
+            "application/vnd.segment.v1alpha+json,application/json",
+            "application/vnd.segment.v1alpha+json",
+        ),
+        // Weights decide, not the order.
+        (
+            "application/json;q=0.2, application/vnd.segment.v1beta+json",
+            "application/vnd.segment.v1beta+json",
+        ),
+        (
+            "*/*, application/vnd.segment.v1+json;q=0",
+            "application/vnd.segment.v1beta+json",
+        ),
     ] {
         let res = get(accept).await.unwrap();
         assert_eq!(res.status(), 200, "{accept}");
@@ -311,6 +325,8 @@ async fn accept_header_versions_and_406() {
         "text/html",
         "application/xml",
         "application/vnd.segment.v2+json",
+        "application/json;q=0",
+        "*/*;q=0",
     ] {
         let res = get(accept).await.unwrap();
         assert_eq!(res.status(), 406, "{accept}");
@@ -320,7 +336,7 @@ async fn accept_header_versions_and_406() {
     }
 }
 
-fn cors_headers(res: &reqwest::Response) -> Vec<String> {
+pub fn cors_headers(res: &reqwest::Response) -> Vec<String> {
     res.headers()
         .keys()
         .map(|k| k.as_str().to_string())

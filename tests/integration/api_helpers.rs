@@ -10,10 +10,10 @@ use crate::support::{json, TestApp};
 
 /// Catalog ids, as `GET /catalog/sources` and `/catalog/destinations` list them.
 pub fn source_kind() -> &'static str {
-    leakguard::api::catalog::SOURCES[0].id
+    &leakguard::api::catalog::SOURCES[0].id
 }
 pub fn destination_kind() -> &'static str {
-    leakguard::api::catalog::DESTINATIONS[0].id
+    &leakguard::api::catalog::DESTINATIONS[0].id
 }
 
 /// Creates a source (asserting 201) and returns it.

@@ -42,11 +42,14 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
         token_id,
         user,
     };
+    let other_write_key = other.source["writeKeys"][0].as_str().unwrap();
     let b_before = snapshot(&app, &b.owner_token).await;
 
     let id_of = |path: &str| -> Option<String> {
         let id = match path {
-            "/sources/{id}" => other.source["id"].as_str().unwrap().to_string(),
+            "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{key}" => {
+                other.source["id"].as_str().unwrap().to_string()
+            }
             "/destinations/{id}" => other.destination["id"].as_str().unwrap().to_string(),
             "/tokens/{id}" => other.token_id.clone(),
             "/users/{id}" => other.user["id"].as_str().unwrap().to_string(),
@@ -76,7 +79,11 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
                 .client
                 .request(
                     method.parse().unwrap(),
-                    app.url(&path.replace("{id}", target)),
+                    app.url(
+                        &path
+                            .replace("{id}", target)
+                            .replace("{key}", other_write_key),
+                    ),
                 )
                 .bearer_auth(&a.owner_token);
             let request = if body.is_null() {
@@ -98,7 +105,10 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 11, "sources 3, destinations 3, tokens 2, users 3");
+    assert_eq!(
+        checked, 13,
+        "sources 3, write keys 2, destinations 3, tokens 2, users 3"
+    );
 
     // Lists and filters.
     let needles = [
@@ -147,6 +157,22 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
     assert_eq!(refusals[0], refusals[1]);
     assert_eq!(errors_by_field(&refusals[0]).len(), 1);
     assert!(errors_by_field(&refusals[0]).contains_key("sourceId"));
+
+    // B's write key on A's own source reads as a key that does not exist.
+    let a_source = create_source(&app, &a.owner_token, "alpha-app").await;
+    let a_source_id = a_source["id"].as_str().unwrap();
+    let mut answers = Vec::new();
+    for key in [other_write_key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"] {
+        let res = app
+            .delete(
+                &format!("/sources/{a_source_id}/writekey/{key}"),
+                &a.owner_token,
+            )
+            .await;
+        answers.push((res.status().as_u16(), json(res).await));
+    }
+    assert_eq!(answers[0].0, 404, "{:?}", answers[0].1);
+    assert_eq!(answers[0], answers[1]);
 
     // B's token still works and B's rows are as they were.
     assert_eq!(app.get("/sources", &other.token).await.status(), 200);

@@ -15,6 +15,8 @@ const ROLES: [&str; 3] = ["read_only", "member", "owner"];
 /// role's successful DELETE cannot change what the next role sees.
 struct Targets {
     source: String,
+    /// The write key `source` was created with.
+    write_key: String,
     doomed_source: String,
     destination: String,
     doomed_destination: String,
@@ -44,6 +46,7 @@ async fn targets(app: &TestApp, ws: &Workspace, role: &str) -> Targets {
         .to_string();
     Targets {
         source: id(&source),
+        write_key: source["writeKeys"][0].as_str().unwrap().to_string(),
         doomed_source: id(&doomed_source),
         destination: id(&destination),
         doomed_destination: id(&doomed_destination),
@@ -56,7 +59,9 @@ async fn targets(app: &TestApp, ws: &Workspace, role: &str) -> Targets {
 fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, String, Value) {
     let id_of = |p: &str| match (method, p) {
         ("DELETE", "/sources/{id}") => t.doomed_source.clone(),
-        (_, "/sources/{id}") => t.source.clone(),
+        (_, "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{key}") => {
+            t.source.clone()
+        }
         ("DELETE", "/destinations/{id}") => t.doomed_destination.clone(),
         (_, "/destinations/{id}") => t.destination.clone(),
         (_, "/tokens/{id}") => t.token.clone(),
@@ -67,6 +72,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
     };
     let concrete = if path.contains("{id}") {
         path.replace("{id}", &id_of(path))
+            .replace("{key}", &t.write_key)
     } else {
         path.to_string()
     };
@@ -82,6 +88,8 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
         ),
         ("PATCH", "/sources/{id}") => ("member", json!({ "name": format!("renamed by {role}") })),
         ("DELETE", "/sources/{id}" | "/destinations/{id}") => ("member", json!(null)),
+        ("POST", "/sources/{id}/writekey") => ("member", json!(null)),
+        ("DELETE", "/sources/{id}/writekey/{key}") => ("member", json!(null)),
         ("POST", "/destinations") => (
             "member",
             json!({ "sourceId": t.source, "metadataId": destination_kind() }),

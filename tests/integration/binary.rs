@@ -20,13 +20,13 @@ use serde_json::Value;
 use crate::support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakguard");
-const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
+pub(crate) const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
 
 // ---------------------------------------------------------------- helpers
 
 /// A port nobody listens on right now (the OS picks it; we let it go so
 /// the child can bind it).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -34,7 +34,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -42,7 +42,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Polls `check` every 10 ms until it holds or `limit` passes.
-fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if check() {
@@ -56,19 +56,19 @@ fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
 }
 
 /// What a finished command left behind.
-struct Done {
+pub(crate) struct Done {
     code: Option<i32>,
     stdout: String,
     stderr: String,
 }
 
 impl Done {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 
-    fn expect_success(self, what: &str) -> Done {
+    pub(crate) fn expect_success(self, what: &str) -> Done {
         assert_eq!(
             self.code,
             Some(0),
@@ -84,7 +84,7 @@ impl Done {
 /// command), a database and the settings every command gets. The child's
 /// environment is emptied first so that nothing from the test runner's
 /// environment (a stray LEAKGUARD_* or RUST_LOG) leaks in.
-struct Sandbox {
+pub(crate) struct Sandbox {
     dir: tempfile::TempDir,
     /// None: the default `sqlite://leakguard.db` in the directory.
     db_url: Option<String>,
@@ -93,7 +93,7 @@ struct Sandbox {
 }
 
 impl Sandbox {
-    fn new() -> Sandbox {
+    pub(crate) fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
         let db_url = support::is_postgres()
             .then(|| runtime().block_on(support::fresh_database_url(dir.path())));
@@ -109,22 +109,22 @@ impl Sandbox {
         }
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn set(&mut self, key: &str, value: &str) {
+    pub(crate) fn set(&mut self, key: &str, value: &str) {
         self.vars.insert(key.to_string(), value.to_string());
     }
 
     /// The URL the test itself uses to look into the database.
-    fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         self.db_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.path().join("leakguard.db").display()))
     }
 
-    fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
+    pub(crate) fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .current_dir(self.path())
@@ -136,7 +136,7 @@ impl Sandbox {
     }
 
     /// Output files of one command, named uniquely.
-    fn output_files(&self, label: &str) -> (PathBuf, PathBuf) {
+    pub(crate) fn output_files(&self, label: &str) -> (PathBuf, PathBuf) {
         let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let out = self.path().join(format!("{label}-{n}.stdout"));
         let err = self.path().join(format!("{label}-{n}.stderr"));
@@ -144,7 +144,7 @@ impl Sandbox {
     }
 
     /// Runs a command to completion (killed after 60 s).
-    fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Done {
+    pub(crate) fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Done {
         let (out, err) = self.output_files("cmd");
         let mut child = self
             .command(args, extra)
@@ -165,12 +165,12 @@ impl Sandbox {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Done {
+    pub(crate) fn run(&self, args: &[&str]) -> Done {
         self.run_with(args, &[])
     }
 
     /// `leakguard dev keygen --out DIR`; returns DIR.
-    fn keygen(&mut self) -> PathBuf {
+    pub(crate) fn keygen(&mut self) -> PathBuf {
         let keys = self.path().join("dev-keys");
         let done = self
             .run(&["dev", "keygen", "--out", keys.to_str().unwrap()])
@@ -185,7 +185,7 @@ impl Sandbox {
     }
 
     /// `leakguard workspace create`; returns (workspace id, owner token).
-    fn workspace(&self, name: &str, owner_email: &str) -> (String, String) {
+    pub(crate) fn workspace(&self, name: &str, owner_email: &str) -> (String, String) {
         let done = self
             .run(&[
                 "workspace",
@@ -204,12 +204,12 @@ impl Sandbox {
     }
 
     /// `leakguard token create`; returns the token.
-    fn token(&self, workspace: &str, name: &str) -> String {
+    pub(crate) fn token(&self, workspace: &str, name: &str) -> String {
         self.token_and_id(workspace, name).0
     }
 
     /// `leakguard token create`; returns the token and its id.
-    fn token_and_id(&self, workspace: &str, name: &str) -> (String, String) {
+    pub(crate) fn token_and_id(&self, workspace: &str, name: &str) -> (String, String) {
         let done = self
             .run(&[
                 "token",
@@ -230,7 +230,7 @@ impl Sandbox {
     }
 
     /// A number from the database (the first column of the first row).
-    fn count(&self, sql: &str, bind: &[&str]) -> i64 {
+    pub(crate) fn count(&self, sql: &str, bind: &[&str]) -> i64 {
         let url = self.database_url();
         runtime().block_on(async {
             use sqlx::Row;
@@ -245,14 +245,14 @@ impl Sandbox {
         })
     }
 
-    fn is_revoked(&self, token: &str) -> bool {
+    pub(crate) fn is_revoked(&self, token: &str) -> bool {
         self.count(
             "SELECT COUNT(*) FROM tokens WHERE token_hash = $1 AND revoked_at IS NOT NULL",
             &[&sha256_hex(token.as_bytes())],
         ) == 1
     }
 
-    fn mail_files(&self, dir: &Path) -> Vec<PathBuf> {
+    pub(crate) fn mail_files(&self, dir: &Path) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(self.path().join(dir)) else {
             return Vec::new();
         };
@@ -263,7 +263,7 @@ impl Sandbox {
     }
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -277,8 +277,8 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 }
 
 /// A running `leakguard serve`. Killed on drop if still running.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     port: u16,
     base: String,
     client: reqwest::blocking::Client,
@@ -287,13 +287,13 @@ struct Server {
 
 impl Server {
     /// Starts `serve` on a free port and waits for /healthz.
-    fn start(sb: &Sandbox, extra: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(sb: &Sandbox, extra: &[(&str, &str)]) -> Server {
         Server::launch(sb, extra, "http", &|_| reqwest::blocking::Client::new())
     }
 
     /// `client` is built for the port (TLS clients resolve `localhost` to
     /// 127.0.0.1 on it).
-    fn launch(
+    pub(crate) fn launch(
         sb: &Sandbox,
         extra: &[(&str, &str)],
         scheme: &str,
@@ -344,11 +344,11 @@ impl Server {
         unreachable!()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn get(&self, path: &str, token: &str) -> reqwest::blocking::Response {
+    pub(crate) fn get(&self, path: &str, token: &str) -> reqwest::blocking::Response {
         self.client
             .get(self.url(path))
             .bearer_auth(token)
@@ -357,7 +357,7 @@ impl Server {
             .unwrap()
     }
 
-    fn wait_ready(&self) {
+    pub(crate) fn wait_ready(&self) {
         let ready = wait_until(Duration::from_secs(30), || {
             self.client
                 .get(self.url("/readyz"))
@@ -368,7 +368,7 @@ impl Server {
     }
 
     /// Posts an alert for `tokens`, signed with `key` as GitHub signs.
-    fn alert(&self, key: &DevKey, tokens: &[&str]) -> reqwest::blocking::Response {
+    pub(crate) fn alert(&self, key: &DevKey, tokens: &[&str]) -> reqwest::blocking::Response {
         let body = alert_body(tokens, TOKEN_TYPE, LOCATION, "commit");
         self.client
             .post(self.url("/secret-scanning/github"))
@@ -381,7 +381,7 @@ impl Server {
             .unwrap()
     }
 
-    fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         let res = self.client.get(self.url("/metrics")).send().unwrap();
         assert_eq!(res.status(), 200);
         let content_type = res.headers()["content-type"].to_str().unwrap().to_string();
@@ -389,11 +389,11 @@ impl Server {
         res.text().unwrap()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([format!("-{name}"), self.child.id().to_string()])
             .status()
@@ -402,7 +402,7 @@ impl Server {
     }
 
     /// SIGTERM, then waits up to `limit` for the exit status.
-    fn terminate(&mut self, limit: Duration) -> ExitStatus {
+    pub(crate) fn terminate(&mut self, limit: Duration) -> ExitStatus {
         self.signal("TERM");
         let status = wait_exit(&mut self.child, limit);
         status.unwrap_or_else(|| panic!("no exit within {limit:?} of SIGTERM:\n{}", self.logs()))
@@ -420,7 +420,7 @@ impl Drop for Server {
 
 /// Reads one sample from Prometheus text: the metric `name` whose labels
 /// include every pair in `labels`. None when absent.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .find_map(|line| {
@@ -1067,6 +1067,203 @@ fn json_logs_carry_request_ids_and_no_secrets() {
     assert_eq!(alert_line["token_ids"], leaked_id.as_str(), "{alert_line}");
     assert_eq!(alert_line["revoked"], 1, "{alert_line}");
     assert!(logs.contains("a***@example.com"), "{logs}");
+}
+
+/// After a full run (tokens issued by the CLI and the API, used, listed,
+/// revoked by an owner and by a GitHub alert, emails sent), no issued token
+/// appears in the database files, the server's logs at debug level, the
+/// emails, or any HTTP answer but the one that created it. One exception,
+/// by GitHub's protocol: the answer to a signed alert labels the tokens that
+/// alert itself sent (`token_raw`), after revoking them.
+#[test]
+fn no_issued_token_appears_anywhere_but_in_its_creating_answer() {
+    let mut sb = Sandbox::new();
+    sb.set("LEAKGUARD_LOG_FORMAT", "json");
+    sb.set("RUST_LOG", "debug");
+    let (workspace, owner_token) = sb.workspace("Acme", "alice@example.com");
+    let (cli_token, _) = sb.token_and_id(&workspace, "ci");
+    let key = DevKey::read_from(&sb.keygen()).unwrap();
+    let mut server = Server::start(&sb, &[("LEAKGUARD_OUTBOX_POLL_SECS", "0.2")]);
+    server.wait_ready();
+
+    // Every answer but the creating ones, as status, headers and body.
+    let mut answers: Vec<String> = Vec::new();
+    let mut keep = |what: &str, res: reqwest::blocking::Response| -> Value {
+        let head = format!("{what} {} {:?}", res.status(), res.headers());
+        let body = res.text().unwrap();
+        answers.push(format!("{head}\n{body}"));
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    };
+    let send = |method: &str, path: &str, token: &str, body: Option<Value>| {
+        let mut request = server
+            .client
+            .request(method.parse().unwrap(), server.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().unwrap()
+    };
+    let mint = |name: &str, role: &str| {
+        let res = send(
+            "POST",
+            "/tokens",
+            &owner_token,
+            Some(serde_json::json!({ "name": name, "role": role })),
+        );
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().unwrap();
+        (
+            body["data"]["secret"].as_str().unwrap().to_string(),
+            body["data"]["token"]["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (member, member_id) = mint("member", "member");
+    let (doomed, doomed_id) = mint("doomed", "read_only");
+    let issued = [&owner_token, &cli_token, &member, &doomed];
+
+    for token in issued {
+        keep("GET /", send("GET", "/", token, None));
+    }
+    let source = keep(
+        "POST /sources",
+        send(
+            "POST",
+            "/sources",
+            &member,
+            Some(serde_json::json!({
+                "slug": "web", "enabled": true,
+                "metadataId": leakguard::api::catalog::SOURCES[0].id,
+                "settings": { "apiKey": "not-a-token" }
+            })),
+        ),
+    );
+    assert!(source["data"]["source"]["id"].is_string(), "{source}");
+    keep("GET /tokens", send("GET", "/tokens", &owner_token, None));
+    keep(
+        "GET /tokens/{id}",
+        send("GET", &format!("/tokens/{member_id}"), &owner_token, None),
+    );
+    keep(
+        "DELETE /tokens/{id}",
+        send(
+            "DELETE",
+            &format!("/tokens/{doomed_id}"),
+            &owner_token,
+            None,
+        ),
+    );
+    keep("GET / revoked", send("GET", "/", &doomed, None));
+    let mut bad = member.clone();
+    bad.replace_range(10..11, if &member[10..11] == "A" { "B" } else { "A" });
+    keep("GET / bad checksum", send("GET", "/", &bad, None));
+
+    // GitHub reports the CLI token (and something that is not ours).
+    let res = server.alert(&key, &[&cli_token, "sgp_not_ours"]);
+    assert_eq!(res.status(), 200);
+    let feedback: Vec<Value> = res.json().unwrap();
+    for entry in &feedback {
+        if entry["token_raw"].is_string() {
+            assert_eq!(
+                entry["token_raw"],
+                cli_token.as_str(),
+                "only what the alert sent"
+            );
+        }
+    }
+    keep("GET / after the leak", send("GET", "/", &cli_token, None));
+    keep(
+        "GET /audit-events",
+        send("GET", "/audit-events", &owner_token, None),
+    );
+    keep(
+        "GET /metrics",
+        server.client.get(server.url("/metrics")).send().unwrap(),
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || !sb
+            .mail_files(Path::new("mail"))
+            .is_empty()),
+        "no email sent:\n{}",
+        server.logs()
+    );
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    assert!(sb.is_revoked(&cli_token) && sb.is_revoked(&doomed));
+
+    // Where a token must not be: every database file or, on PostgreSQL,
+    // every row as text; the server's output; the emails; the answers.
+    let mut places: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in std::fs::read_dir(sb.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("leakguard.db") || name.starts_with("serve-") {
+            places.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    if support::is_postgres() {
+        places.push((
+            "PostgreSQL rows".into(),
+            postgres_rows_as_text(&sb.database_url()),
+        ));
+    } else {
+        assert!(
+            places.iter().any(|(n, _)| n == "leakguard.db"),
+            "no database file"
+        );
+    }
+    assert!(
+        places.iter().any(|(n, _)| n.starts_with("serve-")),
+        "no server output"
+    );
+    for mail in sb.mail_files(Path::new("mail")) {
+        places.push((mail.display().to_string(), std::fs::read(&mail).unwrap()));
+    }
+    for (i, answer) in answers.iter().enumerate() {
+        places.push((format!("answer {i}"), answer.clone().into_bytes()));
+    }
+    let logs = server.logs();
+    assert!(logs.lines().count() > 20, "debug logs expected:\n{logs}");
+    for token in issued {
+        // The whole token, and its secret part alone.
+        for needle in [token.as_str(), &token[4..]] {
+            for (place, bytes) in &places {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "a token (…{}) is in {place}",
+                    &token[token.len() - 4..]
+                );
+            }
+        }
+    }
+}
+
+/// Every row of every table, as PostgreSQL prints it.
+fn postgres_rows_as_text(url: &str) -> Vec<u8> {
+    runtime().block_on(async {
+        use sqlx::Row;
+        let db = leakguard::db::Db::connect(url).await.unwrap();
+        let tables: Vec<String> =
+            sqlx::query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_all(db.pool())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        let mut out = Vec::new();
+        for table in tables {
+            for row in sqlx::query(&format!("SELECT t::text FROM {table} t"))
+                .fetch_all(db.pool())
+                .await
+                .unwrap()
+            {
+                out.extend(row.get::<String, _>(0).into_bytes());
+                out.push(b'\n');
+            }
+        }
+        db.close().await;
+        out
+    })
 }
 
 /// Migrations started by several replicas at once apply once and all

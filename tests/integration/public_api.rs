@@ -348,20 +348,51 @@ async fn catalog() {
 
     let data = get_data(&app, "/catalog/sources", &read_only).await;
     let entries = data["sourcesCatalog"].as_array().unwrap();
-    assert!(entries.len() >= 5);
+    assert_eq!(entries.len(), 12);
     assert_eq!(data["pagination"]["totalEntries"], entries.len());
     let js = entries.iter().find(|e| e["slug"] == "javascript").unwrap();
     for field in ["id", "name", "slug", "description"] {
         assert!(js[field].as_str().is_some_and(|v| !v.is_empty()), "{field}");
     }
     assert!(js["categories"].is_array());
+    // Options in the shape of Segment's IntegrationOptionBeta.
+    let options = js["options"].as_array().unwrap();
+    assert!(!options.is_empty());
+    for option in options {
+        assert!(
+            option["name"].is_string() && option["type"].is_string(),
+            "{option}"
+        );
+        assert!(option["required"].is_boolean(), "{option}");
+    }
     let id = js["id"].as_str().unwrap();
     let one = get_data(&app, &format!("/catalog/sources/{id}"), &read_only).await;
     assert_eq!(one["sourceMetadata"], *js);
 
     let data = get_data(&app, "/catalog/destinations", &read_only).await;
     let entries = data["destinationsCatalog"].as_array().unwrap();
-    assert!(entries.iter().any(|e| e["slug"] == "webhooks"));
+    assert_eq!(entries.len(), 12);
+    let webhooks = entries.iter().find(|e| e["slug"] == "webhooks").unwrap();
+    let option_names: Vec<&str> = webhooks["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(option_names, ["url", "sharedSecret"]);
+    // A source or destination returns its catalog entry whole.
+    let source = create_source(&app, &ws.owner_token, "web").await;
+    assert_eq!(source["metadata"]["id"], source_kind());
+    let listed = &data["destinationsCatalog"];
+    let destination =
+        create_destination(&app, &ws.owner_token, source["id"].as_str().unwrap()).await;
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == destination_kind())
+        .unwrap();
+    assert_eq!(destination["metadata"], *entry);
     let id = entries[0]["id"].as_str().unwrap();
     let one = get_data(&app, &format!("/catalog/destinations/{id}"), &read_only).await;
     assert_eq!(one["destinationMetadata"], entries[0]);

@@ -45,12 +45,13 @@ pub fn is_postgres() -> bool {
     std::env::var(TEST_DB_ENV).is_ok_and(|v| !v.is_empty())
 }
 
-/// Serves a GitHub-format key set over HTTP; can be switched off (503) and
-/// counts requests.
+/// Serves a GitHub-format key set over HTTP; can be switched off (503),
+/// slowed down, and counts requests.
 #[derive(Clone)]
 pub struct KeyServer {
     pub url: String,
     body: Arc<Mutex<Option<String>>>,
+    delay: Arc<Mutex<std::time::Duration>>,
     hits: Arc<AtomicUsize>,
 }
 
@@ -58,15 +59,18 @@ impl KeyServer {
     pub async fn start(body: String) -> KeyServer {
         let body = Arc::new(Mutex::new(Some(body)));
         let hits = Arc::new(AtomicUsize::new(0));
+        let delay = Arc::new(Mutex::new(std::time::Duration::ZERO));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (b, h) = (body.clone(), hits.clone());
+        let (b, d, h) = (body.clone(), delay.clone(), hits.clone());
         let server = actix_web::HttpServer::new(move || {
-            let (b, h) = (b.clone(), h.clone());
+            let (b, d, h) = (b.clone(), d.clone(), h.clone());
             actix_web::App::new().default_service(actix_web::web::to(move || {
-                let (b, h) = (b.clone(), h.clone());
+                let (b, d, h) = (b.clone(), d.clone(), h.clone());
                 async move {
                     h.fetch_add(1, Ordering::SeqCst);
+                    let pause = *d.lock().unwrap();
+                    tokio::time::sleep(pause).await;
                     match b.lock().unwrap().clone() {
                         Some(body) => actix_web::HttpResponse::Ok()
                             .content_type("application/json")
@@ -85,12 +89,18 @@ impl KeyServer {
         KeyServer {
             url: format!("http://127.0.0.1:{port}/meta/public_keys/secret_scanning"),
             body,
+            delay,
             hits,
         }
     }
 
     pub fn set(&self, body: Option<String>) {
         *self.body.lock().unwrap() = body;
+    }
+
+    /// A pause before every answer (a key endpoint that is slow).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 
     pub fn hits(&self) -> usize {
@@ -331,6 +341,44 @@ impl TestApp {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+}
+
+impl TestApp {
+    /// What a refused request must leave as it was: the row count of every
+    /// table (as the database lists them, so a new table is included), each
+    /// workspace's audit-chain head, and the chain's verification.
+    pub async fn db_state(&self) -> BTreeMap<String, String> {
+        use sqlx::Row;
+        let tables_sql = if is_postgres() {
+            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'"
+        } else {
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        };
+        let tables: Vec<String> = sqlx::query(tables_sql)
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert!(tables.iter().any(|t| t == "audit_events"), "{tables:?}");
+        let mut state = BTreeMap::new();
+        for table in tables {
+            let n = self.count(&format!("SELECT COUNT(*) FROM {table}")).await;
+            state.insert(format!("rows in {table}"), n.to_string());
+        }
+        for row in sqlx::query("SELECT id, audit_seq, audit_head FROM workspaces")
+            .fetch_all(self.db.pool())
+            .await
+            .unwrap()
+        {
+            let (id, seq, head): (String, i64, String) = (row.get(0), row.get(1), row.get(2));
+            state.insert(format!("audit head of {id}"), format!("{seq} {head}"));
+        }
+        let (_, breaks) = leakguard::audit::verify(&self.db).await.unwrap();
+        state.insert("audit chain breaks".into(), format!("{breaks:?}"));
+        state
     }
 }
 

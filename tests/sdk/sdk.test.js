@@ -1,0 +1,253 @@
+// Segment's own TypeScript SDK against a running leakguard: a client that
+// nobody on this team wrote. run.sh starts the server and passes:
+//   LEAKGUARD_URL            the server's base URL
+//   LEAKGUARD_WORKSPACE      `leakguard workspace create` output (JSON)
+//   LEAKGUARD_DOOMED_TOKEN   `leakguard token create` output (JSON), revoked here
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const sdk = require('@segment/public-api-sdk-typescript');
+
+const BASE = required('LEAKGUARD_URL');
+const created = JSON.parse(required('LEAKGUARD_WORKSPACE'));
+const doomed = JSON.parse(required('LEAKGUARD_DOOMED_TOKEN'));
+const OWNER_TOKEN = created.token;
+const ACTOR = `public-api-token/${created.tokenId}`;
+
+function required(name) {
+    const value = process.env[name];
+    if (!value) throw new Error(`${name} is not set; run tests/sdk/run.sh`);
+    return value;
+}
+
+/** Every API client of the SDK, pointed at leakguard. */
+function clients(token) {
+    const api = sdk.configureApis(token);
+    for (const client of Object.values(api)) client.basePath = BASE;
+    return api;
+}
+
+const api = clients(OWNER_TOKEN);
+const { unwrap } = sdk;
+
+/** The HttpError an SDK call rejects with. */
+async function rejection(promise) {
+    try {
+        await promise;
+    } catch (e) {
+        return e;
+    }
+    assert.fail('the call succeeded');
+}
+
+// Filled in as the tests run, in file order.
+const state = { sourceIds: [], deletedSourceId: null, destinationId: null };
+
+test('getWorkspace answers the token\'s workspace', async () => {
+    const { response, body } = await api.workspaces.getWorkspace();
+    assert.equal(response.statusCode, 200);
+    assert.ok(body.data.workspace instanceof sdk.WorkspaceV1);
+    assert.deepEqual({ ...body.data.workspace }, created.workspace);
+});
+
+test('the catalog lists entries with options, and getSourceMetadata returns one', async () => {
+    const sources = await unwrap(api.catalog.getSourcesCatalog({ count: 200 }));
+    assert.equal(sources.sourcesCatalog.length, 12);
+    assert.equal(sources.pagination.totalEntries, 12);
+    const javascript = sources.sourcesCatalog.find((e) => e.slug === 'javascript');
+    assert.ok(javascript, 'javascript is in the catalog');
+    assert.ok(javascript.options.length > 0);
+    for (const option of javascript.options) {
+        assert.ok(option instanceof sdk.IntegrationOptionBeta);
+        assert.equal(typeof option.name, 'string');
+        assert.equal(typeof option.required, 'boolean');
+    }
+    const one = await unwrap(api.catalog.getSourceMetadata(javascript.id));
+    assert.deepEqual(one.sourceMetadata, javascript);
+    state.sourceKind = javascript.id;
+
+    const destinations = await unwrap(api.catalog.getDestinationsCatalog({ count: 5 }));
+    assert.equal(destinations.destinationsCatalog.length, 5);
+    assert.equal(destinations.pagination.totalEntries, 12);
+    const webhooks = (await unwrap(api.catalog.getDestinationsCatalog({ count: 200 })))
+        .destinationsCatalog.find((e) => e.slug === 'webhooks');
+    assert.ok(webhooks, 'webhooks is in the catalog');
+    const again = await unwrap(api.catalog.getDestinationMetadata(webhooks.id));
+    assert.equal(again.destinationMetadata.name, 'Webhooks');
+    state.destinationKind = webhooks.id;
+});
+
+test('sources: create, list across two pages, get, update, write keys, delete', async () => {
+    // As the SDK's CreateSourceV1Input has it: no name, no labels.
+    for (const slug of ['web', 'ios-app', 'backend']) {
+        const { response, body } = await api.sources.createSource({
+            slug,
+            enabled: true,
+            metadataId: state.sourceKind,
+            settings: { trackPageViews: true },
+        });
+        assert.equal(response.statusCode, 201);
+        const source = body.data.source;
+        assert.equal(source.slug, slug);
+        assert.equal(source.name, slug, 'the name defaults to the slug');
+        assert.equal(source.workspaceId, created.workspace.id);
+        assert.equal(source.enabled, true);
+        assert.equal(source.metadata.id, state.sourceKind);
+        assert.deepEqual(source.labels, []);
+        assert.deepEqual(source.settings, { trackPageViews: true });
+        assert.equal(source.writeKeys.length, 1);
+        assert.match(source.writeKeys[0], /^[0-9A-Za-z]{32}$/);
+        state.sourceIds.push(source.id);
+    }
+
+    const first = await unwrap(api.sources.listSources({ count: 2 }));
+    assert.equal(first.sources.length, 2);
+    assert.equal(first.pagination.totalEntries, 3);
+    assert.ok(first.pagination.next, 'there is a second page');
+    const second = await unwrap(
+        api.sources.listSources({ count: 2, cursor: first.pagination.next }),
+    );
+    assert.equal(second.sources.length, 1);
+    assert.equal(second.pagination.next, null);
+    assert.ok(second.pagination.previous);
+    assert.deepEqual(
+        [...first.sources, ...second.sources].map((s) => s.id),
+        state.sourceIds,
+        'oldest first, no gaps, no duplicates',
+    );
+
+    const [webId, , backendId] = state.sourceIds;
+    const got = await unwrap(api.sources.getSource(webId));
+    assert.deepEqual(got.source, first.sources[0]);
+
+    const updated = await unwrap(
+        api.sources.updateSource(webId, { name: 'Website', enabled: false }),
+    );
+    assert.equal(updated.source.name, 'Website');
+    assert.equal(updated.source.enabled, false);
+    assert.equal(updated.source.slug, 'web');
+    assert.deepEqual((await unwrap(api.sources.getSource(webId))).source, updated.source);
+
+    const withTwo = await unwrap(api.sources.createWriteKeyForSource(webId));
+    assert.equal(withTwo.source.writeKeys.length, 2);
+    assert.equal(withTwo.source.writeKeys[0], updated.source.writeKeys[0]);
+    const removed = await unwrap(
+        api.sources.removeWriteKeyFromSource(webId, withTwo.source.writeKeys[0]),
+    );
+    assert.equal(removed.status, 'SUCCESS');
+    assert.deepEqual(
+        (await unwrap(api.sources.getSource(webId))).source.writeKeys,
+        withTwo.source.writeKeys.slice(1),
+    );
+
+    const { body } = await api.sources.deleteSource(backendId);
+    assert.deepEqual({ ...body.data }, { status: 'SUCCESS' });
+    const gone = await rejection(api.sources.getSource(backendId));
+    assert.equal(gone.statusCode, 404);
+    assert.equal(gone.body.errors[0].message, 'source not found');
+    state.deletedSourceId = backendId;
+});
+
+test('createDestination and listDestinations', async () => {
+    const [webId] = state.sourceIds;
+    // As the SDK's CreateDestinationV1Input has it: settings required.
+    const { response, body } = await api.destinations.createDestination({
+        sourceId: webId,
+        metadataId: state.destinationKind,
+        enabled: true,
+        settings: { url: 'https://hooks.example/in', sharedSecret: 's3cr3t' },
+    });
+    assert.equal(response.statusCode, 201);
+    const destination = body.data.destination;
+    assert.equal(destination.name, 'Webhooks', 'the name defaults to the catalog name');
+    assert.equal(destination.sourceId, webId);
+    assert.equal(destination.enabled, true);
+    assert.equal(destination.metadata.id, state.destinationKind);
+    assert.deepEqual(destination.settings, {
+        url: 'https://hooks.example/in',
+        sharedSecret: '••••',
+    });
+    state.destinationId = destination.id;
+
+    const list = await unwrap(api.destinations.listDestinations({ count: 10 }));
+    assert.deepEqual(list.destinations, [destination]);
+    assert.equal(list.pagination.totalEntries, 1);
+});
+
+test('listAuditEvents shows what the SDK did', async () => {
+    const { events } = await unwrap(api.auditTrail.listAuditEvents({ count: 100 }));
+    const mine = events
+        .filter((e) => e.actor === ACTOR)
+        .map((e) => `${e.type} ${e.resourceId}`)
+        .reverse(); // the trail is newest first
+    const [webId, iosId, backendId] = state.sourceIds;
+    assert.deepEqual(mine, [
+        `Source Created ${webId}`,
+        `Source Created ${iosId}`,
+        `Source Created ${backendId}`,
+        `Source Modified ${webId}`,
+        `Source Modified ${webId}`, // write key added
+        `Source Modified ${webId}`, // write key removed
+        `Source Deleted ${backendId}`,
+        `Destination Created ${state.destinationId}`,
+    ]);
+    for (const event of events) {
+        assert.ok(event instanceof sdk.AuditEventV1);
+        assert.ok(!Number.isNaN(Date.parse(event.timestamp)), event.timestamp);
+    }
+    // The SDK's own filter parameters.
+    const filtered = await unwrap(
+        api.auditTrail.listAuditEvents({ count: 10 }, undefined, undefined, backendId, 'source'),
+    );
+    assert.deepEqual(
+        filtered.events.map((e) => e.type),
+        ['Source Deleted', 'Source Created'],
+    );
+});
+
+test('a revoked token: the SDK call rejects with the 401 body', async () => {
+    const doomedApi = clients(doomed.token);
+    await unwrap(doomedApi.workspaces.getWorkspace()); // works until revoked
+
+    // The SDK has no token endpoints, so revoke the way an owner would.
+    const res = await fetch(`${BASE}/tokens/${doomed.id}`, {
+        method: 'DELETE',
+        headers: { Authorization: `Bearer ${OWNER_TOKEN}` },
+    });
+    assert.equal(res.status, 200);
+
+    const error = await rejection(doomedApi.workspaces.getWorkspace());
+    // The SDK is compiled to ES5, where a subclass of Error fails
+    // `instanceof`; its name is what identifies it.
+    assert.equal(error.name, 'HttpError');
+    assert.equal(error.statusCode, 401);
+    assert.deepEqual(error.body, {
+        errors: [{ type: 'unauthorized', message: 'this token has been revoked' }],
+    });
+    // unwrap, as the SDK's README uses it, rejects with the first error.
+    await assert.rejects(unwrap(doomedApi.sources.listSources({ count: 1 })), {
+        type: 'unauthorized',
+        message: 'this token has been revoked',
+    });
+});
+
+test('the README example works as written', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '../../README.md'), 'utf8');
+    const block = readme.match(/<!-- sdk-example -->\n```js\n([\s\S]*?)```/);
+    assert.ok(block, 'README.md has the SDK example after <!-- sdk-example -->');
+    const example = block[1];
+    assert.equal(example.trim().split('\n').length, 5, 'five lines');
+    // Only the address differs: this server has a port of its own.
+    const code = example.replace('http://127.0.0.1:8080', BASE);
+    const out = execFileSync(process.execPath, ['-e', code], {
+        cwd: __dirname,
+        env: { ...process.env, TOKEN: OWNER_TOKEN },
+        encoding: 'utf8',
+    });
+    assert.deepEqual(out.trim().split('\n').sort(), [
+        created.workspace.slug,
+        `sources: ${state.sourceIds.length - 1}`,
+    ].sort());
+});
