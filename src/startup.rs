@@ -80,6 +80,8 @@ impl Application {
             metrics.clone(),
         )?;
 
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (alert_recorder, recorder_task) = AlertRecorder::start(db.clone(), shutdown_rx.clone());
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -90,7 +92,7 @@ impl Application {
                 settings.rate_limit_per_second,
             ),
             last_used: LastUsed::default(),
-            alert_recorder: AlertRecorder::start(db.clone()),
+            alert_recorder,
             settings,
             db,
             keys,
@@ -98,8 +100,8 @@ impl Application {
         });
         let server = http_server(listener, state.clone())?;
 
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let background = vec![
+            recorder_task,
             tokio::spawn(worker.run(shutdown_rx.clone())),
             tokio::spawn(flush_last_used(state.clone(), shutdown_rx.clone())),
             tokio::spawn(refresh_keys(state.clone(), shutdown_rx)),

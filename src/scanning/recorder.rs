@@ -6,7 +6,8 @@
 //! pays the hand-offs once. An alert is still answered only after its own
 //! record is committed.
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::db::{rows_per_statement, Db};
 use crate::revocation::{record_alerts, LeakAlert, ALERT_COLUMNS};
@@ -21,11 +22,13 @@ pub struct AlertRecorder {
 }
 
 impl AlertRecorder {
-    /// Starts the writing task, which ends when the recorder is dropped.
-    pub fn start(db: Db) -> AlertRecorder {
+    /// Starts the writing task. It ends at shutdown, after the server has
+    /// answered its last request, so that it lets go of the database before
+    /// the pool closes (a task still holding it kept SQLite's files mapped).
+    pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (AlertRecorder, JoinHandle<()>) {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(db, waiting));
-        AlertRecorder { queue }
+        let task = tokio::spawn(write_batches(db, waiting, shutdown));
+        (AlertRecorder { queue }, task)
     }
 
     /// Records `alert` (matching none of our tokens), committed on return.
@@ -44,11 +47,22 @@ impl AlertRecorder {
     }
 }
 
-async fn write_batches(db: Db, mut waiting: mpsc::UnboundedReceiver<Pending>) {
+async fn write_batches(
+    db: Db,
+    mut waiting: mpsc::UnboundedReceiver<Pending>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // One statement per batch, so a batch is written whole or not at all.
     let limit = rows_per_statement(ALERT_COLUMNS);
     let mut batch = Vec::with_capacity(limit);
-    while waiting.recv_many(&mut batch, limit).await > 0 {
+    loop {
+        let received = tokio::select! {
+            n = waiting.recv_many(&mut batch, limit) => n,
+            _ = shutdown.wait_for(|stop| *stop) => 0,
+        };
+        if received == 0 {
+            return;
+        }
         let rows: Vec<(&LeakAlert, usize)> = batch.iter().map(|p| (&p.alert, 0)).collect();
         let written = match record_alerts(db.pool(), &rows).await {
             Ok(()) => true,
