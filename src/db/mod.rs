@@ -44,6 +44,12 @@ impl Db {
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .ok()
+                .map(|o| o.get_filename().to_path_buf()),
+            Backend::Postgres => None,
+        };
         let pool = match backend {
             // SQLite allows one writer at a time; a single connection turns
             // that into an orderly async queue instead of SQLITE_BUSY errors
@@ -66,7 +72,7 @@ impl Db {
                 })
                 .connect_with(options)
                 .await
-                .map_err(|e| explain_sqlite_open_error(e, &url))?,
+                .map_err(|e| explain_sqlite_open_error(e, sqlite_file.as_deref()))?,
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(16)
@@ -74,12 +80,6 @@ impl Db {
                     .connect_with(options)
                     .await?
             }
-        };
-        let sqlite_file = match backend {
-            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-                .ok()
-                .map(|o| o.get_filename().to_path_buf()),
-            Backend::Postgres => None,
         };
         Ok(Db {
             pool,
@@ -174,11 +174,10 @@ impl Db {
 
 /// SQLite says only "unable to open database file" when the file or its
 /// file system is read-only; trying to open it for writing names the cause.
-fn explain_sqlite_open_error(err: sqlx::Error, url: &str) -> anyhow::Error {
-    let Ok(options) = sqlx::sqlite::SqliteConnectOptions::from_str(url) else {
+fn explain_sqlite_open_error(err: sqlx::Error, path: Option<&std::path::Path>) -> anyhow::Error {
+    let Some(path) = path else {
         return err.into();
     };
-    let path = options.get_filename();
     match std::fs::OpenOptions::new().write(true).open(path) {
         Err(io) if path.exists() => anyhow::anyhow!(
             "{err}: {} cannot be opened for writing: {io}",
