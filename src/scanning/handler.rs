@@ -152,7 +152,7 @@ async fn process(
     };
     let outcome = if matches.is_empty() {
         // Nothing of ours: the alert's record is the only change.
-        state.alert_recorder.record(&state.db, &leak).await?;
+        state.alert_recorder.record(&leak).await?;
         revocation::LeakOutcome {
             revoked: 0,
             emails_queued: 0,

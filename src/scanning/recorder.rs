@@ -19,6 +19,8 @@ struct Pending {
 
 pub struct AlertRecorder {
     queue: mpsc::UnboundedSender<Pending>,
+    /// For an alert the batch could not take.
+    db: Db,
 }
 
 impl AlertRecorder {
@@ -27,12 +29,12 @@ impl AlertRecorder {
     /// the pool closes (a task still holding it kept SQLite's files mapped).
     pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (AlertRecorder, JoinHandle<()>) {
         let (queue, waiting) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_batches(db, waiting, shutdown));
-        (AlertRecorder { queue }, task)
+        let task = tokio::spawn(write_batches(db.clone(), waiting, shutdown));
+        (AlertRecorder { queue, db }, task)
     }
 
     /// Records `alert` (matching none of our tokens), committed on return.
-    pub async fn record(&self, db: &Db, alert: &LeakAlert) -> Result<(), sqlx::Error> {
+    pub async fn record(&self, alert: &LeakAlert) -> Result<(), sqlx::Error> {
         let (written, done) = oneshot::channel();
         let pending = Pending {
             alert: alert.clone(),
@@ -43,7 +45,7 @@ impl AlertRecorder {
         }
         // The batch failed (or the task is gone): alone, this alert gets
         // its own error, which says whether GitHub should retry.
-        record_alerts(db.pool(), &[(alert, 0)]).await
+        record_alerts(self.db.pool(), &[(alert, 0)]).await
     }
 }
 
