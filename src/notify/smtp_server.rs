@@ -278,8 +278,12 @@ async fn bind(port: u16) -> TcpListener {
     }
 }
 
-/// The address inside `FROM:<...>` / `TO:<...>`, parameters ignored.
-fn path_argument(arg: &str) -> Option<String> {
+/// The address inside `FROM:<...>` / `TO:<...>` (`keyword` is `FROM:` or
+/// `TO:`, any case), parameters ignored; None for anything else.
+fn path_argument(arg: &str, keyword: &str) -> Option<String> {
+    if !arg.to_ascii_uppercase().starts_with(keyword) {
+        return None;
+    }
     let start = arg.find('<')?;
     let end = arg[start..].find('>')? + start;
     Some(arg[start + 1..end].to_string())
@@ -362,12 +366,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
                 reply!("250 smtp.test");
             }
             "MAIL" => {
-                let Some(address) = arg
-                    .to_ascii_uppercase()
-                    .starts_with("FROM:")
-                    .then(|| path_argument(arg))
-                    .flatten()
-                else {
+                let Some(address) = path_argument(arg, "FROM:") else {
                     reply!("501 5.5.4 syntax: MAIL FROM:<address>");
                     continue;
                 };
@@ -381,12 +380,7 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
                 }
             }
             "RCPT" => {
-                let Some(address) = arg
-                    .to_ascii_uppercase()
-                    .starts_with("TO:")
-                    .then(|| path_argument(arg))
-                    .flatten()
-                else {
+                let Some(address) = path_argument(arg, "TO:") else {
                     reply!("501 5.5.4 syntax: RCPT TO:<address>");
                     continue;
                 };
