@@ -21,6 +21,7 @@ use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::notify::{transport::Transport, worker::Worker, Notifier};
 use crate::scanning::{self, keys::KeyStore, recorder::AlertRecorder};
+use crate::token_lookup::TokenLookup;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -32,6 +33,7 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     pub last_used: LastUsed,
     pub alert_recorder: AlertRecorder,
+    pub token_lookup: TokenLookup,
 }
 
 pub struct Application {
@@ -82,6 +84,7 @@ impl Application {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (alert_recorder, recorder_task) = AlertRecorder::start(db.clone(), shutdown_rx.clone());
+        let (token_lookup, lookup_task) = TokenLookup::start(db.clone(), shutdown_rx.clone());
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
@@ -93,6 +96,7 @@ impl Application {
             ),
             last_used: LastUsed::default(),
             alert_recorder,
+            token_lookup,
             settings,
             db,
             keys,
@@ -102,6 +106,7 @@ impl Application {
 
         let background = vec![
             recorder_task,
+            lookup_task,
             tokio::spawn(worker.run(shutdown_rx.clone())),
             tokio::spawn(flush_last_used(state.clone(), shutdown_rx.clone())),
             tokio::spawn(refresh_keys(state.clone(), shutdown_rx)),

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
-use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -118,26 +117,27 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
     let token = PublicToken::parse(presented)
         .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
     let hash = token.hash();
-    let row = sqlx::query(
-        "SELECT id, workspace_id, role, token_hash, revoked_at FROM tokens WHERE token_hash = $1",
-    )
-    .bind(&hash)
-    .fetch_optional(state.db.pool())
-    .await?
-    .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
-    let stored: String = row.get(3);
-    if !bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) {
+    let record = state
+        .token_lookup
+        .find(&[hash.as_str()])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
+    if !bool::from(record.token_hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Err(ApiError::Unauthorized("unknown token".into()));
     }
-    if row.get::<Option<i64>, _>(4).is_some() {
+    if record.revoked_at.is_some() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
-    let role: String = row.get(2);
+    let role = Role::parse(&record.role).ok_or_else(|| {
+        ApiError::internal(anyhow::anyhow!(
+            "stored token has unknown role {:?}",
+            record.role
+        ))
+    })?;
     Ok(Caller {
-        token_id: row.get(0),
-        workspace_id: row.get(1),
-        role: Role::parse(&role).ok_or_else(|| {
-            ApiError::internal(anyhow::anyhow!("stored token has unknown role {role:?}"))
-        })?,
+        token_id: record.id,
+        workspace_id: record.workspace_id,
+        role,
     })
 }

@@ -12,8 +12,7 @@ use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::body::read_limited;
 use crate::api::error::ApiError;
 use crate::api::single_header;
-use crate::db::Backend;
-use crate::revocation::{self, LeakAlert, Report, TokenRecord, TOKEN_RECORD_COLUMNS};
+use crate::revocation::{self, LeakAlert, Report, TokenRecord};
 use crate::startup::AppState;
 use crate::time::now_micros;
 use crate::token::{sha256_hex, PublicToken};
@@ -125,7 +124,10 @@ async fn process(
         .enumerate()
         .filter_map(|(i, h)| h.as_deref().map(|h| (h, i)))
         .collect();
-    let found = lookup_by_hash(state, candidates.keys().copied().collect()).await?;
+    let found = state
+        .token_lookup
+        .find(&candidates.keys().copied().collect::<Vec<_>>())
+        .await?;
 
     let matches: Vec<(TokenRecord, Report)> = found
         .into_iter()
@@ -222,27 +224,4 @@ async fn process(
         .with_label_values(&["false_positive"])
         .inc_by(feedback.len() as u64 - true_positives);
     Ok(feedback)
-}
-
-/// One query for the whole batch, outside the write transaction (the
-/// revoking UPDATE re-checks `revoked_at` itself). The hashes travel as one
-/// JSON array parameter: an IN list of one parameter per hash made SQLite
-/// look each parameter up by name (9% of a 10,000-token alert) and needed
-/// a statement per 500 hashes.
-async fn lookup_by_hash(state: &AppState, hashes: Vec<&str>) -> Result<Vec<TokenRecord>, ApiError> {
-    if hashes.is_empty() {
-        return Ok(Vec::new());
-    }
-    let each_hash = match state.db.backend() {
-        Backend::Sqlite => "SELECT value FROM json_each($1)",
-        Backend::Postgres => "SELECT json_array_elements_text($1::json)",
-    };
-    let sql =
-        format!("SELECT {TOKEN_RECORD_COLUMNS} FROM tokens WHERE token_hash IN ({each_hash})");
-    let hashes = serde_json::to_string(&hashes).map_err(ApiError::internal)?;
-    let rows = sqlx::query(&sql)
-        .bind(hashes)
-        .fetch_all(state.db.pool())
-        .await?;
-    Ok(rows.iter().map(revocation::token_record).collect())
 }
