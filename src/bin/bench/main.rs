@@ -41,7 +41,7 @@ struct Args {
     #[arg(long, env = "LEAKGUARD_BENCH_POSTGRES_URL")]
     postgres: Option<String>,
     /// Seconds of load per throughput measurement.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// Concurrent keep-alive connections for the throughput measurements.
     #[arg(long, default_value_t = 32)]
@@ -86,14 +86,14 @@ impl Sizes {
         } else {
             Sizes {
                 seconds: args.seconds,
-                warmup: 1.0,
+                warmup: 0.5,
                 v_seconds: 2.0,
                 small_batch: 1_000,
                 big_batch: 10_000,
                 batch_rounds: 50,
                 revoke_batch: 1_000,
                 revoke_rounds: 30,
-                mail_alerts: 200,
+                mail_alerts: 100,
             }
         }
     }
