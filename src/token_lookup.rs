@@ -115,12 +115,24 @@ async fn find_by_hash<'a>(
     db: &Db,
     hashes: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<TokenRecord>, sqlx::Error> {
-    let each_hash = match db.backend() {
-        Backend::Sqlite => "SELECT value FROM json_each($1)",
-        Backend::Postgres => "SELECT json_array_elements_text($1::json)",
+    // The JSON array drives the join, one index probe per hash. `IN
+    // (SELECT …)` made SQLite first copy the array into a temporary b-tree;
+    // CROSS JOIN is how SQLite is told the loop order.
+    let columns = TOKEN_RECORD_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = match db.backend() {
+        Backend::Sqlite => format!(
+            "SELECT {columns} FROM json_each($1) AS j CROSS JOIN tokens AS t
+             ON t.token_hash = j.value"
+        ),
+        Backend::Postgres => format!(
+            "SELECT {columns} FROM json_array_elements_text($1::json) AS j(hash)
+             JOIN tokens AS t ON t.token_hash = j.hash"
+        ),
     };
-    let sql =
-        format!("SELECT {TOKEN_RECORD_COLUMNS} FROM tokens WHERE token_hash IN ({each_hash})");
     let hashes =
         serde_json::to_string(&hashes.collect::<Vec<_>>()).expect("a list of strings serialises");
     let rows = sqlx::query(&sql).bind(hashes).fetch_all(db.pool()).await?;
