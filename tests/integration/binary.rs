@@ -833,6 +833,47 @@ fn a_runtime_failure_gives_exit_1() {
     assert!(!done.stderr.contains("hunter2"), "{}", done.stderr);
 }
 
+/// A RUST_LOG that is not `level` / `target=level` directives is named in
+/// a warning, and the command runs with the default levels.
+#[test]
+fn a_rust_log_that_does_not_parse_is_reported_not_ignored() {
+    let sb = Sandbox::new();
+    let done = sb.run_with(
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--owner-email",
+            "a@example.com",
+        ],
+        &[("RUST_LOG", "info,leakguard=loud")],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("RUST_LOG=\"info,leakguard=loud\" is not")
+            && done
+                .stderr
+                .contains("using info,sqlx=warn,actix_server=warn"),
+        "{}",
+        done.stderr
+    );
+    let done = sb.run_with(
+        &[
+            "workspace",
+            "create",
+            "--name",
+            "Beta",
+            "--owner-email",
+            "b@example.com",
+        ],
+        &[("RUST_LOG", "warn,leakguard=info")],
+    );
+    assert_eq!(done.code, Some(0), "{}", done.stderr);
+    assert!(!done.stderr.contains("RUST_LOG"), "{}", done.stderr);
+}
+
 /// `/metrics` counts what happened: a processed alert, a forged one, the
 /// revocation, the email, and the HTTP requests by route.
 #[test]
