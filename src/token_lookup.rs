@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::db::batches::spawn_batches;
 use crate::db::{Backend, Db};
 use crate::revocation::{token_record, TokenRecord, TOKEN_RECORD_COLUMNS};
 
@@ -34,11 +35,13 @@ pub struct TokenLookup {
 }
 
 impl TokenLookup {
-    /// Starts the task that runs shared queries. Like the alert recorder,
-    /// it ends at shutdown, after the server has answered its last request.
+    /// Starts the task that runs shared queries; it ends at shutdown.
     pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (TokenLookup, JoinHandle<()>) {
-        let (queue, waiting) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run_batches(db.clone(), waiting, shutdown));
+        let reader = db.clone();
+        let (queue, task) = spawn_batches(MAX_BATCH, shutdown, move |batch| {
+            let db = reader.clone();
+            async move { answer_batch(&db, batch).await }
+        });
         (TokenLookup { queue, db }, task)
     }
 
@@ -66,41 +69,27 @@ impl TokenLookup {
     }
 }
 
-async fn run_batches(
-    db: Db,
-    mut waiting: mpsc::UnboundedReceiver<Pending>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    loop {
-        let received = tokio::select! {
-            n = waiting.recv_many(&mut batch, MAX_BATCH) => n,
-            _ = shutdown.wait_for(|stop| *stop) => 0,
-        };
-        if received == 0 {
-            return;
-        }
-        let hashes = batch
-            .iter()
-            .flat_map(|p| p.hashes.iter().map(String::as_str));
-        match find_by_hash(&db, hashes).await {
-            Ok(records) => {
-                let by_hash: HashMap<&str, &TokenRecord> =
-                    records.iter().map(|r| (r.token_hash.as_str(), r)).collect();
-                for pending in batch.drain(..) {
-                    let mine = pending
-                        .hashes
-                        .iter()
-                        .filter_map(|h| by_hash.get(h.as_str()).map(|r| (*r).clone()))
-                        .collect();
-                    let _ = pending.found.send(Some(mine));
-                }
+async fn answer_batch(db: &Db, batch: Vec<Pending>) {
+    let hashes = batch
+        .iter()
+        .flat_map(|p| p.hashes.iter().map(String::as_str));
+    match find_by_hash(db, hashes).await {
+        Ok(records) => {
+            let by_hash: HashMap<&str, &TokenRecord> =
+                records.iter().map(|r| (r.token_hash.as_str(), r)).collect();
+            for pending in batch {
+                let mine = pending
+                    .hashes
+                    .iter()
+                    .filter_map(|h| by_hash.get(h.as_str()).map(|r| (*r).clone()))
+                    .collect();
+                let _ = pending.found.send(Some(mine));
             }
-            Err(e) => {
-                tracing::debug!(error = %e, lookups = batch.len(), "shared token lookup failed; each runs alone");
-                for pending in batch.drain(..) {
-                    let _ = pending.found.send(None);
-                }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, lookups = batch.len(), "shared token lookup failed; each runs alone");
+            for pending in batch {
+                let _ = pending.found.send(None);
             }
         }
     }

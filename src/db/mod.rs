@@ -2,6 +2,8 @@
 //! (production, several replicas). Queries are written once in the SQL both
 //! backends share; the few places that must differ ask `Db::backend`.
 
+pub mod batches;
+
 use std::str::FromStr;
 use std::time::Duration;
 

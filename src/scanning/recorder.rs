@@ -9,6 +9,7 @@
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::db::batches::spawn_batches;
 use crate::db::{rows_per_statement, Db};
 use crate::revocation::{record_alerts, LeakAlert, ALERT_COLUMNS};
 
@@ -24,12 +25,15 @@ pub struct AlertRecorder {
 }
 
 impl AlertRecorder {
-    /// Starts the writing task. It ends at shutdown, after the server has
-    /// answered its last request, so that it lets go of the database before
-    /// the pool closes (a task still holding it kept SQLite's files mapped).
+    /// Starts the writing task; it ends at shutdown.
     pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (AlertRecorder, JoinHandle<()>) {
-        let (queue, waiting) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_batches(db.clone(), waiting, shutdown));
+        let writer = db.clone();
+        // One statement per batch, so a batch is written whole or not at all.
+        let (queue, task) =
+            spawn_batches(rows_per_statement(ALERT_COLUMNS), shutdown, move |batch| {
+                let db = writer.clone();
+                async move { write_batch(&db, batch).await }
+            });
         (AlertRecorder { queue, db }, task)
     }
 
@@ -49,32 +53,16 @@ impl AlertRecorder {
     }
 }
 
-async fn write_batches(
-    db: Db,
-    mut waiting: mpsc::UnboundedReceiver<Pending>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // One statement per batch, so a batch is written whole or not at all.
-    let limit = rows_per_statement(ALERT_COLUMNS);
-    let mut batch = Vec::with_capacity(limit);
-    loop {
-        let received = tokio::select! {
-            n = waiting.recv_many(&mut batch, limit) => n,
-            _ = shutdown.wait_for(|stop| *stop) => 0,
-        };
-        if received == 0 {
-            return;
+async fn write_batch(db: &Db, batch: Vec<Pending>) {
+    let rows: Vec<(&LeakAlert, usize)> = batch.iter().map(|p| (&p.alert, 0)).collect();
+    let written = match record_alerts(db.pool(), &rows).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, alerts = batch.len(), "batched alert records failed; writing each alone");
+            false
         }
-        let rows: Vec<(&LeakAlert, usize)> = batch.iter().map(|p| (&p.alert, 0)).collect();
-        let written = match record_alerts(db.pool(), &rows).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::debug!(error = %e, alerts = batch.len(), "batched alert records failed; writing each alone");
-                false
-            }
-        };
-        for pending in batch.drain(..) {
-            let _ = pending.written.send(written);
-        }
+    };
+    for pending in batch {
+        let _ = pending.written.send(written);
     }
 }
