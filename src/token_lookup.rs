@@ -10,6 +10,7 @@
 //! cache.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -95,6 +96,33 @@ async fn answer_batch(db: &Db, batch: Vec<Pending>) {
     }
 }
 
+// The JSON array drives the join, one index probe per hash. `IN (SELECT …)`
+// made SQLite first copy the array into a temporary b-tree; CROSS JOIN is
+// how SQLite is told the loop order. Built once: every lookup runs one.
+static SQLITE_LOOKUP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM json_each($1) AS j CROSS JOIN tokens AS t ON t.token_hash = j.value",
+        token_columns()
+    )
+});
+static POSTGRES_LOOKUP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM json_array_elements_text($1::json) AS j(hash)
+         JOIN tokens AS t ON t.token_hash = j.hash",
+        token_columns()
+    )
+});
+
+/// `TOKEN_RECORD_COLUMNS` of the `tokens AS t` side of a join (json_each
+/// has an `id` column too).
+fn token_columns() -> String {
+    TOKEN_RECORD_COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One query for any number of hashes. They travel as one JSON array
 /// parameter: an IN list of one parameter per hash made SQLite look each
 /// parameter up by name (9% of a 10,000-token alert) and needed a statement
@@ -104,26 +132,12 @@ async fn find_by_hash<'a>(
     db: &Db,
     hashes: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<TokenRecord>, sqlx::Error> {
-    // The JSON array drives the join, one index probe per hash. `IN
-    // (SELECT …)` made SQLite first copy the array into a temporary b-tree;
-    // CROSS JOIN is how SQLite is told the loop order.
-    let columns = TOKEN_RECORD_COLUMNS
-        .split(", ")
-        .map(|c| format!("t.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = match db.backend() {
-        Backend::Sqlite => format!(
-            "SELECT {columns} FROM json_each($1) AS j CROSS JOIN tokens AS t
-             ON t.token_hash = j.value"
-        ),
-        Backend::Postgres => format!(
-            "SELECT {columns} FROM json_array_elements_text($1::json) AS j(hash)
-             JOIN tokens AS t ON t.token_hash = j.hash"
-        ),
+    let sql: &str = match db.backend() {
+        Backend::Sqlite => &SQLITE_LOOKUP,
+        Backend::Postgres => &POSTGRES_LOOKUP,
     };
     let hashes =
         serde_json::to_string(&hashes.collect::<Vec<_>>()).expect("a list of strings serialises");
-    let rows = sqlx::query(&sql).bind(hashes).fetch_all(db.pool()).await?;
+    let rows = sqlx::query(sql).bind(hashes).fetch_all(db.pool()).await?;
     Ok(rows.iter().map(token_record).collect())
 }
