@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::api::auth::Role;
 use crate::config::Settings;
-use crate::db::Db;
+use crate::db::{workspaces, Db};
+use crate::domain::{Email, Name, Parse, Role, WorkspaceId};
 use crate::scanning::simulate::{self, DevKey};
 use crate::startup::Application;
 
@@ -66,10 +66,10 @@ pub enum Command {
 pub enum WorkspaceCommand {
     /// Create a workspace, its owner and an owner token (printed once).
     Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        owner_email: String,
+        #[arg(long, value_parser = domain::<Name>)]
+        name: Name,
+        #[arg(long, value_parser = domain::<Email>)]
+        owner_email: Email,
     },
 }
 
@@ -77,12 +77,12 @@ pub enum WorkspaceCommand {
 pub enum TokenCommand {
     /// Mint a token (printed once).
     Create {
-        #[arg(long)]
-        workspace: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long, default_value = "member", value_parser = clap::builder::PossibleValuesParser::new(crate::api::auth::ROLE_NAMES))]
-        role: String,
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        #[arg(long, value_parser = domain::<Name>)]
+        name: Name,
+        #[arg(long, default_value = "member", value_parser = domain::<Role>)]
+        role: Role,
     },
 }
 
@@ -134,6 +134,12 @@ pub enum AlertCommand {
         #[arg(long = "type", default_value = crate::token::TOKEN_TYPE)]
         token_type: String,
     },
+}
+
+/// Command-line values parse as the API parses them, so both accept and
+/// refuse the same input (a bad one is a usage error, exit 2).
+fn domain<T: Parse>(text: &str) -> Result<T, String> {
+    T::parse(text)
 }
 
 /// Exit codes: 0 success, 1 failure, 2 bad settings or usage.
@@ -221,7 +227,7 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Workspace {
             command: WorkspaceCommand::Create { name, owner_email },
         } => {
-            let created = crate::api::workspace::create(&db, &name, &owner_email).await?;
+            let created = crate::onboarding::create_workspace(&db, name, owner_email).await?;
             print_json(&created);
         }
         Command::Token {
@@ -232,41 +238,33 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                     role,
                 },
         } => {
-            let exists = sqlx::query("SELECT 1 FROM workspaces WHERE id = $1")
-                .bind(&workspace)
-                .fetch_optional(db.pool())
-                .await?
-                .is_some();
-            anyhow::ensure!(exists, "no workspace with id {workspace:?}");
-            let name = name.trim();
             anyhow::ensure!(
-                !name.is_empty() && name.chars().count() <= crate::api::validate::MAX_NAME,
-                "--name must be 1 to {} characters",
-                crate::api::validate::MAX_NAME
+                workspaces::find(&db, &workspace).await?.is_some(),
+                "no workspace with id {:?}",
+                workspace.as_str()
             );
-            let role = Role::parse(&role).expect("clap checked the role");
-            let mut tx = db.begin().await?;
+            let mut change = db.change(workspace.as_str()).await?;
             let minted =
-                crate::api::tokens::mint(&mut tx, &workspace, name, role, crate::audit::CLI_ACTOR)
+                crate::token::mint(&mut change, &workspace, name, role, crate::audit::CLI_ACTOR)
                     .await?;
-            tx.commit().await?;
+            change.commit().await?;
             print_json(&serde_json::json!({
                 "token": minted.secret.expose(),
-                "id": minted.record.id,
+                "id": minted.token.id,
                 "workspaceId": workspace,
-                "name": minted.record.name,
-                "role": minted.record.role,
-                "hint": minted.record.hint,
+                "name": minted.token.name,
+                "role": minted.token.role,
+                "hint": minted.token.hint,
             }));
         }
         Command::Outbox {
             command: OutboxCommand::List { dead },
-        } => print_json(&crate::notify::outbox::list(&db, dead).await?),
+        } => print_json(&crate::db::outbox::list(&db, dead).await?),
         Command::Outbox {
             command: OutboxCommand::Retry { id },
         } => {
             anyhow::ensure!(
-                crate::notify::outbox::retry(&db, &id).await?,
+                crate::db::outbox::retry(&db, &id).await?,
                 "no unsent message with id {id:?}"
             );
             eprintln!("message {id} queued again");

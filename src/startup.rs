@@ -5,36 +5,23 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::Method;
-use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, App, HttpMessage, HttpResponse, HttpServer};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpResponse, HttpServer};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
-use tracing_actix_web::{RequestId, TracingLogger};
+use tracing_actix_web::TracingLogger;
 
-use crate::api::{self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter, Endpoint};
+use crate::api::{self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::middleware::{echo_request_id, record_request};
 use crate::notify::{transport::Transport, worker::Worker, Notifier};
-use crate::scanning::{self, keys::KeyStore, recorder::AlertRecorder};
+use crate::scanning::{keys::KeyStore, recorder::AlertRecorder};
+use crate::state::AppState;
 use crate::token_lookup::TokenLookup;
-
-/// What every handler can reach.
-pub struct AppState {
-    pub settings: Settings,
-    pub db: Db,
-    pub keys: Arc<KeyStore>,
-    pub notifier: Notifier,
-    pub metrics: Arc<Metrics>,
-    pub rate_limiter: RateLimiter,
-    pub last_used: LastUsed,
-    pub alert_recorder: AlertRecorder,
-    pub token_lookup: TokenLookup,
-}
 
 pub struct Application {
     port: u16,
@@ -207,7 +194,7 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
             .wrap(TracingLogger::default())
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
-            .configure(|cfg| api::register(cfg, operational_endpoints()))
+            .configure(|cfg| api::register(cfg, crate::operations::endpoints()))
             .service(
                 web::scope("")
                     .wrap(from_fn(api::conventions))
@@ -224,25 +211,10 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
     Ok(server.run())
 }
 
-/// The routes outside the Public API: no token, no Public API conventions.
-fn operational_endpoints() -> Vec<Endpoint> {
-    vec![
-        Endpoint::new(Method::GET, "/healthz", healthz),
-        Endpoint::new(Method::GET, "/readyz", readyz),
-        Endpoint::new(Method::GET, "/metrics", metrics),
-        Endpoint::new(Method::GET, "/openapi.json", openapi),
-        Endpoint::new(
-            Method::POST,
-            "/secret-scanning/github",
-            scanning::handler::github_alert,
-        ),
-    ]
-}
-
 /// Every (method, path) the server answers: all of them must be in the
 /// OpenAPI document (the `openapi` integration test checks).
 pub fn routes() -> Vec<(Method, &'static str)> {
-    operational_endpoints()
+    crate::operations::endpoints()
         .into_iter()
         .chain(api::endpoints())
         .map(|e| (e.method, e.path))
@@ -251,108 +223,4 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint".into()))
-}
-
-#[utoipa::path(get, path = "/healthz", tag = "Operations", security(()),
-    responses((status = 200, description = "The process is up")))]
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Ready when the database answers and takes writes and a key set is
-/// loaded: without them, alerts could not be verified or applied.
-#[utoipa::path(get, path = "/readyz", tag = "Operations", security(()),
-    responses((status = 200, description = "The database answers and takes writes, and a GitHub key set is loaded"),
-              (status = 503, description = "Not ready; `databaseError` says why the database is not")))]
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.db.check_writable().await;
-    let keys = state.keys.is_loaded();
-    let ready = database.is_ok() && keys;
-    let mut body = serde_json::json!({
-        "status": if ready { "ready" } else { "not ready" },
-        "database": database.is_ok(),
-        "githubKeys": keys,
-    });
-    if let Err(reason) = database {
-        body["databaseError"] = reason.into();
-    }
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
-}
-
-#[utoipa::path(get, path = "/metrics", tag = "Operations", security(()),
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    state.metrics.refresh(state.db.in_use());
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
-}
-
-#[utoipa::path(get, path = "/openapi.json", tag = "Operations", security(()),
-    responses((status = 200, description = "This document")))]
-async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().json(api::openapi::document())
-}
-
-/// Echoes tracing-actix-web's request id, which every log line of the
-/// request carries, as `X-Request-Id`.
-async fn echo_request_id(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req.extensions().get::<RequestId>().copied();
-    let mut res = next.call(req).await?;
-    if let Some(id) = id {
-        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
-            res.headers_mut()
-                .insert(HeaderName::from_static("x-request-id"), value);
-        }
-    }
-    Ok(res)
-}
-
-/// HTTP request counts and latencies by route pattern (never by raw path,
-/// which would carry ids) and status.
-async fn record_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let method = req.method().to_string();
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let res = next.call(req).await?;
-    if let Some(state) = state {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_string());
-        let route = if route.is_empty() {
-            "/".to_string()
-        } else {
-            route
-        };
-        let status = res.status().as_u16();
-        let elapsed = started.elapsed();
-        let status_label = status.to_string();
-        let labels = [route.as_str(), method.as_str(), status_label.as_str()];
-        state.metrics.http_requests.with_label_values(&labels).inc();
-        state
-            .metrics
-            .http_latency
-            .with_label_values(&labels)
-            .observe(elapsed.as_secs_f64());
-        // The access log: inside the request's span, so it carries the
-        // request id. Probes and scrapes only at debug level.
-        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
-        if matches!(route.as_str(), "/healthz" | "/readyz" | "/metrics") {
-            tracing::debug!(status, elapsed_ms, "request completed");
-        } else {
-            tracing::info!(status, elapsed_ms, "request completed");
-        }
-    }
-    Ok(res)
 }

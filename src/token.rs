@@ -7,6 +7,9 @@ use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::audit::NewEvent;
+use crate::db::{self, tokens::Token, Change};
+use crate::domain::{Name, Role, TokenHash, TokenId, WorkspaceId};
 use crate::id::BASE62;
 
 pub const PREFIX: &str = "sgp_";
@@ -73,9 +76,9 @@ impl PublicToken {
         Ok(PublicToken(candidate.to_string()))
     }
 
-    /// SHA-256 of the whole token, lower-case hex: what the database keys on.
-    pub fn hash(&self) -> String {
-        sha256_hex(self.0.as_bytes())
+    /// SHA-256 of the whole token: what the database keys on.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.0)
     }
 
     /// The last four characters, shown to owners to tell tokens apart.
@@ -114,6 +117,51 @@ pub fn checksum(body: &str) -> String {
         n /= 62;
     }
     String::from_utf8(out.to_vec()).expect("base62 is ASCII")
+}
+
+/// A token just minted: the plaintext exists only here, for the one answer
+/// that hands it over.
+pub struct MintedToken {
+    pub secret: PublicToken,
+    pub token: Token,
+}
+
+/// Mints a token of `workspace_id` as part of `change`, with its audit
+/// event.
+pub async fn mint(
+    change: &mut Change,
+    workspace_id: &WorkspaceId,
+    name: Name,
+    role: Role,
+    actor: &str,
+) -> db::Result<MintedToken> {
+    let secret = PublicToken::generate();
+    let token = Token {
+        id: TokenId::generate(),
+        workspace_id: workspace_id.clone(),
+        name,
+        role,
+        token_hash: secret.hash(),
+        hint: secret.hint().to_string(),
+        created_at: crate::time::Timestamp(change.at()),
+        created_by: actor.to_string(),
+        last_used_at: None,
+        revoked_at: None,
+        revoked_reason: None,
+    };
+    db::tokens::insert(change, &token).await?;
+    change.record_in(
+        workspace_id.as_str(),
+        NewEvent {
+            event_type: "Token Created",
+            actor: actor.to_string(),
+            resource_id: token.id.to_string(),
+            resource_type: "token",
+            resource_name: token.name.to_string(),
+            details: serde_json::json!({ "role": role }),
+        },
+    )?;
+    Ok(MintedToken { secret, token })
 }
 
 #[cfg(test)]

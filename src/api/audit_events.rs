@@ -11,8 +11,9 @@ use super::error::{ApiError, FieldError};
 use super::pagination::{encode_cursor, PageRequest, Pagination, COUNT_KEYS, CURSOR_KEYS, START};
 use super::query::QueryParams;
 use super::Endpoint;
-use crate::audit::{self, Filter, RESOURCE_TYPES};
-use crate::startup::AppState;
+use crate::audit::{Filter, RESOURCE_TYPES};
+use crate::db::audit_events;
+use crate::state::AppState;
 use crate::time::parse_rfc3339_micros;
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -112,7 +113,7 @@ fn filter_from(query: &QueryParams, errors: &mut Vec<FieldError>) -> Filter {
         ("resourceType" = Option<String>, Query, description = "source, destination, token or user"),
         ("actor" = Option<String>, Query, description = "e.g. public-api-token/<id>: that token's actions and its revocation"),
         ("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "{\"data\":{\"events\":[…],\"pagination\":{…}}}, newest first", body = [crate::audit::AuditEvent]),
+    responses((status = 200, description = "{\"data\":{\"events\":[…],\"pagination\":{…}}}, newest first", body = [crate::db::audit_events::AuditEvent]),
               (status = 403, description = "Not an owner token"),
               (status = 422, description = "Every bad filter or pagination value")))]
 pub async fn list(
@@ -141,7 +142,7 @@ pub async fn list(
         return Err(ApiError::Validation(errors));
     }
     let (mut events, total) =
-        audit::list(&state.db, &caller.workspace_id, &filter, page.count + 1).await?;
+        audit_events::list(&state.db, &caller.workspace_id, &filter, page.count + 1).await?;
     let has_next = events.len() as i64 > page.count;
     events.truncate(page.count as usize);
     let next = events
@@ -153,7 +154,7 @@ pub async fn list(
         Some(before) => {
             // The previous page is the `count` matching events just above
             // this one; its cursor lies right above the highest of them.
-            let above = audit::seqs_from(
+            let above = audit_events::seqs_from(
                 &state.db,
                 &caller.workspace_id,
                 &filter,

@@ -11,43 +11,17 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
-use crate::startup::AppState;
+use crate::domain::{TokenId, WorkspaceId};
+use crate::state::AppState;
 use crate::token::PublicToken;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Role {
-    ReadOnly,
-    Member,
-    Owner,
-}
-
-/// Every role's name, as the API and the CLI accept them.
-pub const ROLE_NAMES: &[&str] = &["owner", "member", "read_only"];
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::ReadOnly => "read_only",
-            Role::Member => "member",
-            Role::Owner => "owner",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "read_only" => Some(Role::ReadOnly),
-            "member" => Some(Role::Member),
-            "owner" => Some(Role::Owner),
-            _ => None,
-        }
-    }
-}
+pub use crate::domain::Role;
 
 /// A request authenticated by a live token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub token_id: String,
-    pub workspace_id: String,
+    pub token_id: TokenId,
+    pub workspace_id: WorkspaceId,
     pub role: Role,
 }
 
@@ -83,7 +57,7 @@ impl FromRequest for Caller {
                 .expect("AppState is registered")
                 .clone();
             let caller = authenticate(&req, &state).await?;
-            let status = state.rate_limiter.take(&caller.token_id);
+            let status = state.rate_limiter.take(caller.token_id.as_str());
             req.extensions_mut().insert(status);
             if let RateLimitStatus {
                 allowed: false,
@@ -95,7 +69,7 @@ impl FromRequest for Caller {
                     retry_after_secs: reset_secs.max(1),
                 });
             }
-            state.last_used.touch(&caller.token_id);
+            state.last_used.touch(caller.token_id.as_str());
             Ok(caller)
         })
     }
@@ -119,25 +93,25 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
     let hash = token.hash();
     let record = state
         .token_lookup
-        .find(&[hash.as_str()])
+        .find(&[&hash])
         .await?
         .pop()
         .ok_or_else(|| ApiError::Unauthorized("unknown token".into()))?;
-    if !bool::from(record.token_hash.as_bytes().ct_eq(hash.as_bytes())) {
+    if !bool::from(
+        record
+            .token_hash
+            .as_str()
+            .as_bytes()
+            .ct_eq(hash.as_str().as_bytes()),
+    ) {
         return Err(ApiError::Unauthorized("unknown token".into()));
     }
-    if record.revoked_at.is_some() {
+    if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
-    let role = Role::parse(&record.role).ok_or_else(|| {
-        ApiError::internal(anyhow::anyhow!(
-            "stored token has unknown role {:?}",
-            record.role
-        ))
-    })?;
     Ok(Caller {
         token_id: record.id,
         workspace_id: record.workspace_id,
-        role,
+        role: record.role,
     })
 }

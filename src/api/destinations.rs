@@ -6,19 +6,21 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use super::auth::{Caller, Role};
 use super::body::JsonBody;
 use super::catalog::{self, CatalogEntry};
-use super::error::{ApiError, FieldError};
-use super::pagination::{fetch_page, PageRequest};
+use super::error::ApiError;
+use super::pagination::PageRequest;
 use super::settings;
-use super::validate::{Fields, MAX_NAME};
-use super::Endpoint;
-use crate::audit::{self, Changes, NewEvent};
-use crate::startup::AppState;
-use crate::time::{format_micros, now_micros};
+use super::validate::{Fields, Identifier};
+use super::{path_id, Endpoint};
+use crate::audit::{Changes, NewEvent};
+use crate::db::destinations::{self, Destination};
+use crate::db::sources;
+use crate::domain::{DestinationId, Name, Parse, SourceId, WorkspaceId};
+use crate::state::AppState;
+use crate::time::Timestamp;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -30,15 +32,17 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// A destination as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Destination {
-    pub id: String,
-    pub name: String,
+pub struct DestinationView {
+    pub id: DestinationId,
+    #[schema(value_type = String)]
+    pub name: Name,
     pub enabled: bool,
     /// The source (same workspace) whose events this destination receives.
-    pub source_id: String,
-    pub workspace_id: String,
+    pub source_id: SourceId,
+    pub workspace_id: WorkspaceId,
     /// Values under keys that name a secret are shown as "••••".
     #[serde(serialize_with = "settings::serialize_masked")]
     #[schema(value_type = Object)]
@@ -46,44 +50,37 @@ pub struct Destination {
     /// The catalog entry (`GET /catalog/destinations`) this destination is an instance of.
     #[schema(value_type = Option<CatalogEntry>)]
     pub metadata: Option<&'static CatalogEntry>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-const COLUMNS: &str =
-    "id, workspace_id, source_id, name, enabled, settings, catalog_id, created_at, updated_at";
-
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Destination, ApiError> {
-    let settings: String = row.get(5);
-    let catalog_id: String = row.get(6);
-    Ok(Destination {
-        id: row.get(0),
-        workspace_id: row.get(1),
-        source_id: row.get(2),
-        name: row.get(3),
-        enabled: row.get::<i64, _>(4) != 0,
-        settings: serde_json::from_str(&settings).map_err(ApiError::internal)?,
-        metadata: catalog::destination_entry(&catalog_id),
-        created_at: format_micros(row.get(7)),
-        updated_at: format_micros(row.get(8)),
-    })
+impl From<Destination> for DestinationView {
+    fn from(d: Destination) -> DestinationView {
+        DestinationView {
+            metadata: catalog::destination_entry(&d.catalog_id),
+            id: d.id,
+            name: d.name,
+            enabled: d.enabled,
+            source_id: d.source_id,
+            workspace_id: d.workspace_id,
+            settings: d.settings,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
 }
 
-/// The destination `id` of the workspace, or 404 (also for other
+/// The destination `id` of the caller's workspace, or 404 (also for other
 /// workspaces' ids).
-async fn find<'c, E>(db: E, workspace_id: &str, id: &str) -> Result<Destination, ApiError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM destinations WHERE id = $1 AND workspace_id = $2"
-    ))
-    .bind(id)
-    .bind(workspace_id)
-    .fetch_optional(db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("destination"))?;
-    from_row(&row)
+async fn find(
+    conn: impl Into<crate::db::Conn<'_>>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Destination, ApiError> {
+    let id: DestinationId = path_id(id, "destination")?;
+    destinations::find(conn, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("destination"))
 }
 
 fn event(
@@ -95,9 +92,9 @@ fn event(
     NewEvent {
         event_type,
         actor: caller.actor(),
-        resource_id: destination.id.clone(),
+        resource_id: destination.id.to_string(),
         resource_type: "destination",
-        resource_name: destination.name.clone(),
+        resource_name: destination.name.to_string(),
         details,
     }
 }
@@ -112,16 +109,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let page = PageRequest::from_request(&req)?;
-    let (rows, pagination) = fetch_page(
-        &state.db,
-        "destinations",
-        COLUMNS,
-        &caller.workspace_id,
-        &page,
-    )
-    .await?;
-    let destinations = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let request = PageRequest::from_request(&req)?;
+    let page = destinations::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
+    let pagination = request.pagination(&page);
+    let destinations: Vec<DestinationView> =
+        page.items.into_iter().map(DestinationView::from).collect();
     Ok(super::data(
         json!({ "destinations": destinations, "pagination": pagination }),
     ))
@@ -129,7 +121,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/destinations", tag = "Destinations",
     request_body(content = Object, description = "{\"sourceId\": string (a source of this workspace), \"metadataId\": string (GET /catalog/destinations), \"name\"?: string (default: the catalog name), \"enabled\"?: bool (default false), \"settings\"?: object}"),
-    responses((status = 201, description = "{\"data\":{\"destination\":{…}}}", body = Destination),
+    responses((status = 201, description = "{\"data\":{\"destination\":{…}}}", body = DestinationView),
               (status = 403, description = "A read_only token"),
               (status = 422, description = "Every validation failure, including a sourceId that is not in this workspace")))]
 pub async fn create(
@@ -143,86 +135,77 @@ pub async fn create(
         &body,
         &["sourceId", "metadataId", "name", "enabled", "settings"],
     )?;
-    let source_id = fields.string("sourceId", true, 100);
-    let metadata = fields.string("metadataId", true, 100).and_then(|id| {
-        let entry = catalog::destination_entry(&id);
-        if entry.is_none() {
-            fields.errors.push(FieldError::new(
-                "metadataId",
-                "is not the id of a destination in GET /catalog/destinations",
-            ));
-        }
-        entry
-    });
-    let name = fields.string("name", false, MAX_NAME);
+    let source_id = fields.required::<Identifier>("sourceId");
+    let metadata = fields
+        .required::<Identifier>("metadataId")
+        .and_then(|Identifier(id)| {
+            let entry = catalog::destination_entry(&id);
+            if entry.is_none() {
+                fields.fail(
+                    "metadataId",
+                    "is not the id of a destination in GET /catalog/destinations",
+                );
+            }
+            entry
+        });
+    let name = fields.optional::<Name>("name");
     let enabled = fields.boolean("enabled", false);
     let given_settings = fields.object("settings");
     let settings = settings::for_create(given_settings, &mut fields.errors);
-    let mut tx = state.db.begin().await?;
     // Held to the commit: the source cannot be deleted in between.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    if let Some(id) = &source_id {
-        let exists = sqlx::query("SELECT id FROM sources WHERE id = $1 AND workspace_id = $2")
-            .bind(id)
-            .bind(&caller.workspace_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !exists {
-            // The same answer for an id of another workspace as for none.
-            fields.errors.push(FieldError::new(
-                "sourceId",
-                "is not the id of a source in this workspace",
-            ));
-        }
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let source = match source_id {
+        Some(Identifier(id)) => match SourceId::parse(&id) {
+            Ok(id) => sources::find(&mut change, &caller.workspace_id, &id).await?,
+            Err(_) => None,
+        },
+        None => None,
+    };
+    if source.is_none()
+        && fields
+            .errors
+            .iter()
+            .all(|e| e.field.as_deref() != Some("sourceId"))
+    {
+        // The same answer for an id of another workspace as for none.
+        fields.fail("sourceId", "is not the id of a source in this workspace");
     }
+    let (Some(source), Some(metadata)) = (source, metadata) else {
+        return Err(fields.into_error());
+    };
     fields.finish()?;
-    let metadata = metadata.expect("validated");
-    let now = now_micros();
+    let now = Timestamp(change.at());
     let destination = Destination {
-        id: crate::id::new_id(),
-        name: name.unwrap_or_else(|| metadata.name.to_string()),
+        id: DestinationId::generate(),
+        name: match name {
+            Some(name) => name,
+            None => Name::parse(&metadata.name).map_err(|e| {
+                ApiError::internal(anyhow::anyhow!("catalog name {:?}: {e}", metadata.name))
+            })?,
+        },
         enabled: enabled.unwrap_or(false),
-        source_id: source_id.expect("validated"),
+        source_id: source.id,
         workspace_id: caller.workspace_id.clone(),
         settings,
-        metadata: Some(metadata),
-        created_at: format_micros(now),
-        updated_at: format_micros(now),
+        catalog_id: metadata.id.to_string(),
+        created_at: now,
+        updated_at: now,
     };
-    sqlx::query(
-        "INSERT INTO destinations (id, workspace_id, source_id, name, enabled, settings,
-             catalog_id, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
-    )
-    .bind(&destination.id)
-    .bind(&destination.workspace_id)
-    .bind(&destination.source_id)
-    .bind(&destination.name)
-    .bind(i64::from(destination.enabled))
-    .bind(destination.settings.to_string())
-    .bind(&metadata.id)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+    destinations::insert(&mut change, &destination).await?;
     let details = json!({
         "sourceId": destination.source_id,
         "enabled": destination.enabled,
         "metadataId": metadata.id,
     });
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now,
-        vec![event("Destination Created", &caller, &destination, details)],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(super::created(json!({ "destination": destination })))
+    change.record(event("Destination Created", &caller, &destination, details));
+    change.commit().await?;
+    Ok(super::created(
+        json!({ "destination": DestinationView::from(destination) }),
+    ))
 }
 
 #[utoipa::path(get, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"destination\":{…}}}", body = Destination),
+    responses((status = 200, description = "{\"data\":{\"destination\":{…}}}", body = DestinationView),
               (status = 404, description = "No such destination in this workspace")))]
 pub async fn get(
     caller: Caller,
@@ -230,15 +213,17 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let destination = find(state.db.pool(), &caller.workspace_id, &path).await?;
-    Ok(super::data(json!({ "destination": destination })))
+    let destination = find(&state.db, &caller, &path).await?;
+    Ok(super::data(
+        json!({ "destination": DestinationView::from(destination) }),
+    ))
 }
 
 const UPDATABLE: &[&str] = &["name", "enabled", "settings"];
 
 #[utoipa::path(patch, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path)),
     request_body(content = Object, description = "Any of {\"name\", \"enabled\", \"settings\"}. Settings merge by top-level key (null removes one; an echoed \"••••\" keeps the stored secret)."),
-    responses((status = 200, description = "{\"data\":{\"destination\":{…}}}", body = Destination),
+    responses((status = 200, description = "{\"data\":{\"destination\":{…}}}", body = DestinationView),
               (status = 404, description = "No such destination in this workspace"),
               (status = 422, description = "Every validation failure")))]
 pub async fn update(
@@ -250,36 +235,24 @@ pub async fn update(
     caller.require(Role::Member)?;
     let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, UPDATABLE)?;
-    let name = fields.string("name", false, MAX_NAME);
+    let name = fields.optional::<Name>("name");
     let enabled = fields.boolean("enabled", false);
     let settings_patch = fields.object("settings");
     fields.require_any(UPDATABLE);
-    let mut tx = state.db.begin().await?;
     // Held from the read to the commit: a concurrent PATCH cannot merge
     // settings into a stale copy.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let before = find(&mut *tx, &caller.workspace_id, &path).await?;
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let before = find(&mut change, &caller, &path).await?;
     let mut after = before.clone();
     if let Some(patch) = settings_patch {
         after.settings = settings::merge(&before.settings, patch, &mut fields.errors);
     }
     // Only now, so that mask errors are listed with all the others.
     fields.finish()?;
-    let now = now_micros();
     after.name = name.unwrap_or(after.name);
     after.enabled = enabled.unwrap_or(after.enabled);
-    after.updated_at = format_micros(now);
-    sqlx::query(
-        "UPDATE destinations SET name = $1, enabled = $2, settings = $3, updated_at = $4
-         WHERE id = $5",
-    )
-    .bind(&after.name)
-    .bind(i64::from(after.enabled))
-    .bind(after.settings.to_string())
-    .bind(now)
-    .bind(&after.id)
-    .execute(&mut *tx)
-    .await?;
+    after.updated_at = Timestamp(change.at());
+    destinations::update(&mut change, &after).await?;
     let mut changes = Changes::default();
     changes.field("name", &before.name, &after.name);
     changes.field("enabled", &before.enabled, &after.enabled);
@@ -287,20 +260,16 @@ pub async fn update(
         "settings",
         settings::changed_keys(&before.settings, &after.settings),
     );
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now,
-        vec![event(
-            "Destination Modified",
-            &caller,
-            &after,
-            changes.into_details(),
-        )],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(super::data(json!({ "destination": after })))
+    change.record(event(
+        "Destination Modified",
+        &caller,
+        &after,
+        changes.into_details(),
+    ));
+    change.commit().await?;
+    Ok(super::data(
+        json!({ "destination": DestinationView::from(after) }),
+    ))
 }
 
 #[utoipa::path(delete, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path)),
@@ -312,25 +281,15 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let mut tx = state.db.begin().await?;
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let destination = find(&mut *tx, &caller.workspace_id, &path).await?;
-    sqlx::query("DELETE FROM destinations WHERE id = $1")
-        .bind(&destination.id)
-        .execute(&mut *tx)
-        .await?;
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now_micros(),
-        vec![event(
-            "Destination Deleted",
-            &caller,
-            &destination,
-            json!({ "sourceId": destination.source_id }),
-        )],
-    )
-    .await?;
-    tx.commit().await?;
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let destination = find(&mut change, &caller, &path).await?;
+    destinations::delete(&mut change, &destination.id).await?;
+    change.record(event(
+        "Destination Deleted",
+        &caller,
+        &destination,
+        json!({ "sourceId": destination.source_id }),
+    ));
+    change.commit().await?;
     Ok(super::deleted())
 }

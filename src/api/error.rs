@@ -61,16 +61,34 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> ApiError {
+impl From<crate::db::Error> for ApiError {
+    fn from(err: crate::db::Error) -> ApiError {
         // Down, restarting, full or read-only: the caller should retry.
-        match crate::db::unavailable_reason(&err) {
+        match err.unavailable_reason() {
             Some(reason) => {
                 tracing::error!(error = %err, reason, "database unavailable");
                 ApiError::Unavailable(reason.into())
             }
             None => ApiError::Internal(err.into()),
         }
+    }
+}
+
+/// Maps a unique-constraint violation (a duplicate) to a 409, and every
+/// other database error as `From` does.
+pub trait OnUniqueViolation<T> {
+    fn on_unique_violation(self, conflict: impl FnOnce() -> String) -> Result<T, ApiError>;
+}
+
+impl<T> OnUniqueViolation<T> for Result<T, crate::db::Error> {
+    fn on_unique_violation(self, conflict: impl FnOnce() -> String) -> Result<T, ApiError> {
+        self.map_err(|e| {
+            if e.is_unique_violation() {
+                ApiError::Conflict(conflict())
+            } else {
+                e.into()
+            }
+        })
     }
 }
 

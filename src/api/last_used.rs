@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::db::Db;
+use crate::db::{tokens, Db};
 use crate::time::now_micros;
 
 #[derive(Default)]
@@ -29,21 +29,33 @@ impl LastUsed {
             .copied()
     }
 
-    pub async fn flush(&self, db: &Db) -> Result<usize, sqlx::Error> {
+    /// Writes the pending uses. Those not written (the database refused
+    /// one) stay pending for the next flush, unless a newer use replaced
+    /// them meanwhile.
+    pub async fn flush(&self, db: &Db) -> crate::db::Result<usize> {
         let batch: Vec<(String, i64)> = {
             let mut pending = self.pending.lock().expect("last-used lock");
             pending.drain().collect()
         };
+        let mut written = 0;
+        let mut failure = None;
         for (token_id, at) in &batch {
-            sqlx::query(
-                "UPDATE tokens SET last_used_at = $1
-                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-            )
-            .bind(*at)
-            .bind(token_id)
-            .execute(db.pool())
-            .await?;
+            if failure.is_none() {
+                match tokens::set_last_used(db, token_id, *at).await {
+                    Ok(()) => {
+                        written += 1;
+                        continue;
+                    }
+                    Err(e) => failure = Some(e),
+                }
+            }
+            let mut pending = self.pending.lock().expect("last-used lock");
+            let kept = pending.entry(token_id.clone()).or_insert(*at);
+            *kept = (*kept).max(*at);
         }
-        Ok(batch.len())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
     }
 }

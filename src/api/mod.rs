@@ -89,6 +89,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     register(cfg, endpoints());
 }
 
+/// A resource id from the path, or 404 `<what> not found`: an id this API
+/// could not have issued names no resource.
+pub fn path_id<T: crate::domain::Parse>(raw: &str, what: &str) -> Result<T, ApiError> {
+    T::parse(raw).map_err(|_| ApiError::not_found(what))
+}
+
 /// `{"data": …}`.
 pub fn data<T: Serialize>(value: T) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "data": value }))

@@ -7,11 +7,10 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
-use sqlx::Row;
 
 use super::error::{ApiError, FieldError};
 use super::query::QueryParams;
-use crate::db::Db;
+use crate::db::pagination::{Page, PageQuery, Position};
 
 pub const DEFAULT_COUNT: i64 = 200;
 pub const MAX_COUNT: i64 = 1000;
@@ -102,96 +101,47 @@ pub fn decode_cursor(cursor: &str) -> Option<String> {
         .filter(|s| !s.is_empty() && !s.chars().any(char::is_control))
 }
 
-fn split_position(position: &str) -> Option<(i64, &str)> {
-    let (created, id) = position.split_once(':')?;
-    Some((created.parse().ok()?, id))
+impl PageRequest {
+    /// The keyset page of a creation-ordered list; 422 for a cursor that
+    /// is not one of ours.
+    pub fn keyset(&self) -> Result<PageQuery, ApiError> {
+        let after = match &self.after {
+            None => None,
+            Some(position) => Some(split_position(position).ok_or_else(|| {
+                ApiError::Validation(vec![FieldError::new(
+                    "pagination.cursor",
+                    "is not a cursor this API returned",
+                )])
+            })?),
+        };
+        Ok(PageQuery {
+            count: self.count,
+            after,
+        })
+    }
+
+    /// The `pagination` object of the answer with `page`.
+    pub fn pagination<T>(&self, page: &Page<T>) -> Pagination {
+        Pagination {
+            current: self.cursor.clone(),
+            next: page.next.as_ref().map(encode_position),
+            previous: page.previous.as_ref().map(|p| {
+                p.as_ref()
+                    .map_or_else(|| START.to_string(), encode_position)
+            }),
+            total_entries: page.total,
+        }
+    }
 }
 
-/// One page of a workspace's rows in creation order, for every table with
-/// `(workspace_id, created_at, id)`. `columns` must not include the two
-/// trailing key columns; they are appended.
-pub async fn fetch_page(
-    db: &Db,
-    table: &str,
-    columns: &str,
-    workspace_id: &str,
-    page: &PageRequest,
-) -> Result<(Vec<sqlx::any::AnyRow>, Pagination), ApiError> {
-    let (after_created, after_id) = match &page.after {
-        Some(p) => split_position(p).ok_or_else(|| {
-            ApiError::Validation(vec![FieldError::new(
-                "pagination.cursor",
-                "is not a cursor this API returned",
-            )])
-        })?,
-        None => (i64::MIN, ""),
-    };
-    let sql = format!(
-        "SELECT {columns}, created_at, id FROM {table}
-         WHERE workspace_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
-         ORDER BY created_at, id LIMIT $4"
-    );
-    let mut rows = sqlx::query(&sql)
-        .bind(workspace_id)
-        .bind(after_created)
-        .bind(after_id)
-        .bind(page.count + 1)
-        .fetch_all(db.pool())
-        .await?;
-    let has_next = rows.len() as i64 > page.count;
-    rows.truncate(page.count as usize);
-    let key_of = |row: &sqlx::any::AnyRow| {
-        let n = row.len();
-        encode_cursor(&format!(
-            "{}:{}",
-            row.get::<i64, _>(n - 2),
-            row.get::<String, _>(n - 1)
-        ))
-    };
-    let next = if has_next {
-        rows.last().map(key_of)
-    } else {
-        None
-    };
-    let previous = if page.after.is_some() {
-        let back = sqlx::query(&format!(
-            "SELECT created_at, id FROM {table}
-             WHERE workspace_id = $1 AND (created_at < $2 OR (created_at = $2 AND id <= $3))
-             ORDER BY created_at DESC, id DESC LIMIT $4"
-        ))
-        .bind(workspace_id)
-        .bind(after_created)
-        .bind(after_id)
-        .bind(page.count + 1)
-        .fetch_all(db.pool())
-        .await?;
-        Some(if back.len() as i64 > page.count {
-            let row = &back[page.count as usize];
-            encode_cursor(&format!(
-                "{}:{}",
-                row.get::<i64, _>(0),
-                row.get::<String, _>(1)
-            ))
-        } else {
-            START.to_string()
-        })
-    } else {
-        None
-    };
-    let total: i64 = sqlx::query(&format!(
-        "SELECT COUNT(*) FROM {table} WHERE workspace_id = $1"
-    ))
-    .bind(workspace_id)
-    .fetch_one(db.pool())
-    .await?
-    .get(0);
-    Ok((
-        rows,
-        Pagination {
-            current: page.cursor.clone(),
-            next,
-            previous,
-            total_entries: total,
-        },
-    ))
+fn encode_position(position: &Position) -> String {
+    encode_cursor(&format!("{}:{}", position.created_at, position.id))
+}
+
+fn split_position(position: &str) -> Option<Position> {
+    let (created, id) = position.split_once(':')?;
+    Some(Position {
+        created_at: created.parse().ok()?,
+        id: id.to_string(),
+    })
 }

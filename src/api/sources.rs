@@ -6,20 +6,20 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row;
 
 use super::auth::{Caller, Role};
 use super::body::JsonBody;
 use super::catalog::{self, CatalogEntry};
-use super::error::{ApiError, FieldError};
-use super::pagination::{fetch_page, PageRequest};
+use super::error::{ApiError, OnUniqueViolation};
+use super::pagination::PageRequest;
 use super::settings;
-use super::validate::{Fields, MAX_NAME};
-use super::Endpoint;
-use crate::audit::{self, Changes, NewEvent};
-use crate::db::is_unique_violation;
-use crate::startup::AppState;
-use crate::time::{format_micros, now_micros};
+use super::validate::{Fields, Identifier};
+use super::{path_id, Endpoint};
+use crate::audit::{Changes, NewEvent};
+use crate::db::sources::{self, Source};
+use crate::domain::{Label, Name, Slug, SourceId};
+use crate::state::AppState;
+use crate::time::Timestamp;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -37,14 +37,18 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// A source as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Source {
-    pub id: String,
+pub struct SourceView {
+    pub id: SourceId,
     /// Unique in the workspace.
-    pub slug: String,
-    pub name: String,
-    pub workspace_id: String,
+    #[schema(value_type = String)]
+    pub slug: Slug,
+    #[schema(value_type = String)]
+    pub name: Name,
+    #[schema(value_type = String)]
+    pub workspace_id: crate::domain::WorkspaceId,
     pub enabled: bool,
     /// Keys that identify this source to the tracking libraries (Segment's
     /// `writeKeys`); a new source has one.
@@ -53,18 +57,31 @@ pub struct Source {
     #[serde(serialize_with = "settings::serialize_masked")]
     #[schema(value_type = Object)]
     pub settings: Value,
-    /// `[{"key": …, "value": …}]`.
-    #[schema(value_type = Vec<Object>)]
-    pub labels: Vec<Value>,
+    pub labels: Vec<Label>,
     /// The catalog entry (`GET /catalog/sources`) this source is an instance of.
     #[schema(value_type = Option<CatalogEntry>)]
     pub metadata: Option<&'static CatalogEntry>,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
-const COLUMNS: &str = "id, workspace_id, slug, name, enabled, settings, labels, catalog_id, \
-     created_at, updated_at, write_keys";
+impl From<Source> for SourceView {
+    fn from(source: Source) -> SourceView {
+        SourceView {
+            metadata: catalog::source_entry(&source.catalog_id),
+            id: source.id,
+            slug: source.slug,
+            name: source.name,
+            workspace_id: source.workspace_id,
+            enabled: source.enabled,
+            write_keys: source.write_keys,
+            settings: source.settings,
+            labels: source.labels,
+            created_at: source.created_at,
+            updated_at: source.updated_at,
+        }
+    }
+}
 
 /// Write keys are 32 base62 characters, like Segment's.
 const WRITE_KEY_LEN: usize = 32;
@@ -72,57 +89,37 @@ const WRITE_KEY_LEN: usize = 32;
 /// Enough for rotating keys one at a time; bounds the row.
 const MAX_WRITE_KEYS: usize = 10;
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<Source, ApiError> {
-    let settings: String = row.get(5);
-    let labels: String = row.get(6);
-    let catalog_id: String = row.get(7);
-    let write_keys: String = row.get(10);
-    Ok(Source {
-        id: row.get(0),
-        workspace_id: row.get(1),
-        slug: row.get(2),
-        name: row.get(3),
-        enabled: row.get::<i64, _>(4) != 0,
-        write_keys: serde_json::from_str(&write_keys).map_err(ApiError::internal)?,
-        settings: serde_json::from_str(&settings).map_err(ApiError::internal)?,
-        labels: serde_json::from_str(&labels).map_err(ApiError::internal)?,
-        metadata: catalog::source_entry(&catalog_id),
-        created_at: format_micros(row.get(8)),
-        updated_at: format_micros(row.get(9)),
-    })
-}
-
-/// The source `id` of the workspace, or 404 (also for other workspaces' ids).
-pub async fn find<'c, E>(db: E, workspace_id: &str, id: &str) -> Result<Source, ApiError>
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM sources WHERE id = $1 AND workspace_id = $2"
-    ))
-    .bind(id)
-    .bind(workspace_id)
-    .fetch_optional(db)
-    .await?
-    .ok_or_else(|| ApiError::not_found("source"))?;
-    from_row(&row)
+/// The source `id` of the caller's workspace, or 404 (also for other
+/// workspaces' ids).
+async fn find(
+    conn: impl Into<crate::db::Conn<'_>>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Source, ApiError> {
+    let id: SourceId = path_id(id, "source")?;
+    sources::find(conn, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("source"))
 }
 
 fn event(event_type: &'static str, caller: &Caller, source: &Source, details: Value) -> NewEvent {
     NewEvent {
         event_type,
         actor: caller.actor(),
-        resource_id: source.id.clone(),
+        resource_id: source.id.to_string(),
         resource_type: "source",
-        resource_name: source.name.clone(),
+        resource_name: source.name.to_string(),
         details,
     }
 }
 
-fn duplicate_slug(slug: &str) -> ApiError {
-    ApiError::Conflict(format!(
-        "a source with slug {slug:?} already exists in this workspace"
-    ))
+fn duplicate_slug(slug: &Slug) -> impl FnOnce() -> String + '_ {
+    move || {
+        format!(
+            "a source with slug {:?} already exists in this workspace",
+            slug.as_str()
+        )
+    }
 }
 
 #[utoipa::path(get, path = "/sources", tag = "Sources",
@@ -135,10 +132,10 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let page = PageRequest::from_request(&req)?;
-    let (rows, pagination) =
-        fetch_page(&state.db, "sources", COLUMNS, &caller.workspace_id, &page).await?;
-    let sources = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let request = PageRequest::from_request(&req)?;
+    let page = sources::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
+    let pagination = request.pagination(&page);
+    let sources: Vec<SourceView> = page.items.into_iter().map(SourceView::from).collect();
     Ok(super::data(
         json!({ "sources": sources, "pagination": pagination }),
     ))
@@ -146,7 +143,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/sources", tag = "Sources",
     request_body(content = Object, description = "{\"slug\": string, \"metadataId\": string (GET /catalog/sources), \"enabled\": bool, \"name\"?: string (default: the slug), \"settings\"?: object, \"labels\"?: [{\"key\", \"value\"}]}"),
-    responses((status = 201, description = "{\"data\":{\"source\":{…}}}", body = Source),
+    responses((status = 201, description = "{\"data\":{\"source\":{…}}}", body = SourceView),
               (status = 403, description = "A read_only token"),
               (status = 409, description = "The slug is taken in this workspace"),
               (status = 422, description = "Every validation failure")))]
@@ -168,79 +165,57 @@ pub async fn create(
             "labels",
         ],
     )?;
-    let slug = fields.slug("slug", true);
-    let name = fields.string("name", false, MAX_NAME);
+    let slug = fields.required::<Slug>("slug");
+    let name = fields.optional::<Name>("name");
     let enabled = fields.boolean("enabled", true);
-    let metadata = fields.string("metadataId", true, 100).and_then(|id| {
-        let entry = catalog::source_entry(&id);
-        if entry.is_none() {
-            fields.errors.push(FieldError::new(
-                "metadataId",
-                "is not the id of a source in GET /catalog/sources",
-            ));
-        }
-        entry
-    });
+    let metadata = fields
+        .required::<Identifier>("metadataId")
+        .and_then(|Identifier(id)| {
+            let entry = catalog::source_entry(&id);
+            if entry.is_none() {
+                fields.fail(
+                    "metadataId",
+                    "is not the id of a source in GET /catalog/sources",
+                );
+            }
+            entry
+        });
     let given_settings = fields.object("settings");
     let labels = fields.labels("labels").unwrap_or_default();
     let settings = settings::for_create(given_settings, &mut fields.errors);
+    let (Some(slug), Some(enabled), Some(metadata)) = (slug, enabled, metadata) else {
+        return Err(fields.into_error());
+    };
     fields.finish()?;
-    let slug = slug.expect("validated");
-    let metadata = metadata.expect("validated");
-    let now = now_micros();
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let now = Timestamp(change.at());
     let source = Source {
-        id: crate::id::new_id(),
-        name: name.unwrap_or_else(|| slug.clone()),
+        id: SourceId::generate(),
+        name: name.unwrap_or_else(|| slug.to_name()),
         slug,
         workspace_id: caller.workspace_id.clone(),
-        enabled: enabled.expect("validated"),
+        enabled,
         write_keys: vec![crate::id::random_base62(WRITE_KEY_LEN)],
         settings,
         labels,
-        metadata: Some(metadata),
-        created_at: format_micros(now),
-        updated_at: format_micros(now),
+        catalog_id: metadata.id.to_string(),
+        created_at: now,
+        updated_at: now,
     };
-    let mut tx = state.db.begin().await?;
-    // Every change of a workspace takes its audit lock first, so that no two
-    // of them can wait on each other in opposite orders.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let inserted = sqlx::query(
-        "INSERT INTO sources (id, workspace_id, slug, name, enabled, settings, labels,
-             catalog_id, created_at, updated_at, write_keys)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-    )
-    .bind(&source.id)
-    .bind(&source.workspace_id)
-    .bind(&source.slug)
-    .bind(&source.name)
-    .bind(i64::from(source.enabled))
-    .bind(source.settings.to_string())
-    .bind(Value::from(source.labels.clone()).to_string())
-    .bind(&metadata.id)
-    .bind(now)
-    .bind(json!(source.write_keys).to_string())
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Err(e) if is_unique_violation(&e) => return Err(duplicate_slug(&source.slug)),
-        other => other?,
-    };
+    sources::insert(&mut change, &source)
+        .await
+        .on_unique_violation(duplicate_slug(&source.slug))?;
     let details =
         json!({ "slug": source.slug, "enabled": source.enabled, "metadataId": metadata.id });
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now,
-        vec![event("Source Created", &caller, &source, details)],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(super::created(json!({ "source": source })))
+    change.record(event("Source Created", &caller, &source, details));
+    change.commit().await?;
+    Ok(super::created(
+        json!({ "source": SourceView::from(source) }),
+    ))
 }
 
 #[utoipa::path(get, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"source\":{…}}}", body = Source),
+    responses((status = 200, description = "{\"data\":{\"source\":{…}}}", body = SourceView),
               (status = 404, description = "No such source in this workspace")))]
 pub async fn get(
     caller: Caller,
@@ -248,15 +223,15 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::ReadOnly)?;
-    let source = find(state.db.pool(), &caller.workspace_id, &path).await?;
-    Ok(super::data(json!({ "source": source })))
+    let source = find(&state.db, &caller, &path).await?;
+    Ok(super::data(json!({ "source": SourceView::from(source) })))
 }
 
 const UPDATABLE: &[&str] = &["slug", "name", "enabled", "settings", "labels"];
 
 #[utoipa::path(patch, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path)),
     request_body(content = Object, description = "Any of {\"slug\", \"name\", \"enabled\", \"settings\", \"labels\"}. Settings merge by top-level key (null removes one; an echoed \"••••\" keeps the stored secret); labels replace."),
-    responses((status = 200, description = "{\"data\":{\"source\":{…}}}", body = Source),
+    responses((status = 200, description = "{\"data\":{\"source\":{…}}}", body = SourceView),
               (status = 404, description = "No such source in this workspace"),
               (status = 409, description = "The slug is taken in this workspace"),
               (status = 422, description = "Every validation failure")))]
@@ -269,47 +244,30 @@ pub async fn update(
     caller.require(Role::Member)?;
     let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, UPDATABLE)?;
-    let slug = fields.slug("slug", false);
-    let name = fields.string("name", false, MAX_NAME);
+    let slug = fields.optional::<Slug>("slug");
+    let name = fields.optional::<Name>("name");
     let enabled = fields.boolean("enabled", false);
     let settings_patch = fields.object("settings");
     let labels = fields.labels("labels");
     fields.require_any(UPDATABLE);
-    let mut tx = state.db.begin().await?;
-    // Held from the read to the commit: a concurrent PATCH cannot merge
-    // settings into a stale copy.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let before = find(&mut *tx, &caller.workspace_id, &path).await?;
+    // The lock is held from the read to the commit: a concurrent PATCH
+    // cannot merge settings into a stale copy.
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let before = find(&mut change, &caller, &path).await?;
     let mut after = before.clone();
     if let Some(patch) = settings_patch {
         after.settings = settings::merge(&before.settings, patch, &mut fields.errors);
     }
     // Only now, so that mask errors are listed with all the others.
     fields.finish()?;
-    let now = now_micros();
     after.slug = slug.unwrap_or(after.slug);
     after.name = name.unwrap_or(after.name);
     after.enabled = enabled.unwrap_or(after.enabled);
     after.labels = labels.unwrap_or(after.labels);
-    after.updated_at = format_micros(now);
-    let updated = sqlx::query(
-        "UPDATE sources SET slug = $1, name = $2, enabled = $3, settings = $4, labels = $5,
-             updated_at = $6
-         WHERE id = $7",
-    )
-    .bind(&after.slug)
-    .bind(&after.name)
-    .bind(i64::from(after.enabled))
-    .bind(after.settings.to_string())
-    .bind(Value::from(after.labels.clone()).to_string())
-    .bind(now)
-    .bind(&after.id)
-    .execute(&mut *tx)
-    .await;
-    match updated {
-        Err(e) if is_unique_violation(&e) => return Err(duplicate_slug(&after.slug)),
-        other => other?,
-    };
+    after.updated_at = Timestamp(change.at());
+    sources::update(&mut change, &after)
+        .await
+        .on_unique_violation(duplicate_slug(&after.slug))?;
     let mut changes = Changes::default();
     changes.field("slug", &before.slug, &after.slug);
     changes.field("name", &before.name, &after.name);
@@ -319,20 +277,14 @@ pub async fn update(
         "settings",
         settings::changed_keys(&before.settings, &after.settings),
     );
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now,
-        vec![event(
-            "Source Modified",
-            &caller,
-            &after,
-            changes.into_details(),
-        )],
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(super::data(json!({ "source": after })))
+    change.record(event(
+        "Source Modified",
+        &caller,
+        &after,
+        changes.into_details(),
+    ));
+    change.commit().await?;
+    Ok(super::data(json!({ "source": SourceView::from(after) })))
 }
 
 #[utoipa::path(delete, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path)),
@@ -345,41 +297,27 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let mut tx = state.db.begin().await?;
-    // Held from the count to the delete: no destination can be attached in
-    // between.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let source = find(&mut *tx, &caller.workspace_id, &path).await?;
-    let destinations: i64 = sqlx::query("SELECT COUNT(*) FROM destinations WHERE source_id = $1")
-        .bind(&source.id)
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
+    // The lock is held from the count to the delete: no destination can be
+    // attached in between.
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let source = find(&mut change, &caller, &path).await?;
+    let destinations = sources::count_destinations(&mut change, &source.id).await?;
     // Refusing rather than cascading: deleting a source should never
     // silently take configured destinations (and their secrets) with it.
     if destinations > 0 {
         return Err(ApiError::Conflict(format!(
             "source {:?} still has {destinations} destination(s); delete them first",
-            source.slug
+            source.slug.as_str()
         )));
     }
-    sqlx::query("DELETE FROM sources WHERE id = $1")
-        .bind(&source.id)
-        .execute(&mut *tx)
-        .await?;
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now_micros(),
-        vec![event(
-            "Source Deleted",
-            &caller,
-            &source,
-            json!({ "slug": source.slug }),
-        )],
-    )
-    .await?;
-    tx.commit().await?;
+    sources::delete(&mut change, &source.id).await?;
+    change.record(event(
+        "Source Deleted",
+        &caller,
+        &source,
+        json!({ "slug": source.slug }),
+    ));
+    change.commit().await?;
     Ok(super::deleted())
 }
 
@@ -389,34 +327,22 @@ fn write_key_hint(key: &str) -> String {
     format!("…{}", &key[key.len().saturating_sub(4)..])
 }
 
-/// Stores the source's write keys, writes the audit event and commits.
+/// Stores the source's write keys with the audit event, and commits.
 async fn save_write_keys(
-    mut tx: crate::db::Tx,
+    mut change: crate::db::Change,
     caller: &Caller,
     source: &mut Source,
     details: Value,
 ) -> Result<(), ApiError> {
-    let now = now_micros();
-    source.updated_at = format_micros(now);
-    sqlx::query("UPDATE sources SET write_keys = $1, updated_at = $2 WHERE id = $3")
-        .bind(json!(source.write_keys).to_string())
-        .bind(now)
-        .bind(&source.id)
-        .execute(&mut *tx)
-        .await?;
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now,
-        vec![event("Source Modified", caller, source, details)],
-    )
-    .await?;
-    tx.commit().await?;
+    source.updated_at = Timestamp(change.at());
+    sources::update(&mut change, source).await?;
+    change.record(event("Source Modified", caller, source, details));
+    change.commit().await?;
     Ok(())
 }
 
 #[utoipa::path(post, path = "/sources/{id}/writekey", tag = "Sources", params(("id" = String, Path)),
-    responses((status = 201, description = "{\"data\":{\"source\":{…}}}, the new key last in writeKeys", body = Source),
+    responses((status = 201, description = "{\"data\":{\"source\":{…}}}, the new key last in writeKeys", body = SourceView),
               (status = 404, description = "No such source in this workspace"),
               (status = 409, description = "The source already has the most write keys allowed")))]
 pub async fn add_write_key(
@@ -425,20 +351,21 @@ pub async fn add_write_key(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let mut tx = state.db.begin().await?;
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let mut source = find(&mut *tx, &caller.workspace_id, &path).await?;
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let mut source = find(&mut change, &caller, &path).await?;
     if source.write_keys.len() >= MAX_WRITE_KEYS {
         return Err(ApiError::Conflict(format!(
             "source {:?} already has {MAX_WRITE_KEYS} write keys; remove one first",
-            source.slug
+            source.slug.as_str()
         )));
     }
     let key = crate::id::random_base62(WRITE_KEY_LEN);
     let details = json!({ "changes": { "writeKeys": { "added": write_key_hint(&key) } } });
     source.write_keys.push(key);
-    save_write_keys(tx, &caller, &mut source, details).await?;
-    Ok(super::created(json!({ "source": source })))
+    save_write_keys(change, &caller, &mut source, details).await?;
+    Ok(super::created(
+        json!({ "source": SourceView::from(source) }),
+    ))
 }
 
 #[utoipa::path(delete, path = "/sources/{id}/writekey/{key}", tag = "Sources",
@@ -452,9 +379,8 @@ pub async fn remove_write_key(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
     let (id, key) = path.into_inner();
-    let mut tx = state.db.begin().await?;
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let mut source = find(&mut *tx, &caller.workspace_id, &id).await?;
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let mut source = find(&mut change, &caller, &id).await?;
     // A plain comparison is enough: whoever gets this far may read the keys.
     let position = source
         .write_keys
@@ -463,6 +389,6 @@ pub async fn remove_write_key(
         .ok_or_else(|| ApiError::not_found("write key"))?;
     let removed = source.write_keys.remove(position);
     let details = json!({ "changes": { "writeKeys": { "removed": write_key_hint(&removed) } } });
-    save_write_keys(tx, &caller, &mut source, details).await?;
+    save_write_keys(change, &caller, &mut source, details).await?;
     Ok(super::deleted())
 }

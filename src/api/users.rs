@@ -3,20 +3,20 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
 
-use super::auth::{Caller, Role, ROLE_NAMES};
+use super::auth::{Caller, Role};
 use super::body::JsonBody;
-use super::error::ApiError;
-use super::pagination::{fetch_page, PageRequest};
-use super::validate::{Fields, MAX_NAME};
-use super::Endpoint;
-use crate::audit::{self, NewEvent};
-use crate::db::{is_unique_violation, Tx};
-use crate::startup::AppState;
-use crate::time::{format_micros, now_micros};
+use super::error::{ApiError, OnUniqueViolation};
+use super::pagination::PageRequest;
+use super::validate::Fields;
+use super::{path_id, Endpoint};
+use crate::audit::NewEvent;
+use crate::db::users::{self, User};
+use crate::db::{Change, Conn};
+use crate::domain::{Email, Name, UserId, WorkspaceId};
+use crate::state::AppState;
+use crate::time::Timestamp;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -28,30 +28,6 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub role: String,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-const COLUMNS: &str = "id, email, name, role, created_at, updated_at";
-
-fn user(row: &sqlx::any::AnyRow) -> User {
-    User {
-        id: row.get(0),
-        email: row.get(1),
-        name: row.get(2),
-        role: row.get(3),
-        created_at: format_micros(row.get(4)),
-        updated_at: format_micros(row.get(5)),
-    }
-}
-
 fn event(
     event_type: &'static str,
     actor: &str,
@@ -61,51 +37,46 @@ fn event(
     NewEvent {
         event_type,
         actor: actor.to_string(),
-        resource_id: user.id.clone(),
+        resource_id: user.id.to_string(),
         resource_type: "user",
-        resource_name: user.email.clone(),
+        resource_name: user.email.to_string(),
         details,
     }
 }
 
-/// Inserts a user and its `User Added` event in the caller's transaction.
-pub async fn insert_user(
-    tx: &mut Tx,
-    workspace_id: &str,
-    email: &str,
-    name: &str,
-    role: &str,
+/// Adds a user to the change's workspace, with its `User Added` event.
+/// Fails with a unique violation when the email is taken there.
+pub async fn add_user(
+    change: &mut Change,
+    workspace_id: &WorkspaceId,
+    email: Email,
+    name: Name,
+    role: Role,
     actor: &str,
-) -> Result<User, sqlx::Error> {
-    let now = now_micros();
+) -> crate::db::Result<User> {
+    let now = Timestamp(change.at());
     let user = User {
-        id: crate::id::new_id(),
-        email: email.to_string(),
-        name: name.to_string(),
-        role: role.to_string(),
-        created_at: format_micros(now),
-        updated_at: format_micros(now),
+        id: UserId::generate(),
+        workspace_id: workspace_id.clone(),
+        email,
+        name,
+        role,
+        created_at: now,
+        updated_at: now,
     };
-    sqlx::query(
-        "INSERT INTO users (id, workspace_id, email, name, role, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
-    )
-    .bind(&user.id)
-    .bind(workspace_id)
-    .bind(email)
-    .bind(name)
-    .bind(role)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    audit::append(
-        tx,
-        workspace_id,
-        now,
-        vec![event("User Added", actor, &user, json!({ "role": role }))],
-    )
-    .await?;
+    users::insert(change, &user).await?;
+    change.record_in(
+        workspace_id.as_str(),
+        event("User Added", actor, &user, json!({ "role": role })),
+    )?;
     Ok(user)
+}
+
+async fn find(conn: impl Into<Conn<'_>>, caller: &Caller, id: &str) -> Result<User, ApiError> {
+    let id: UserId = path_id(id, "user")?;
+    users::find(conn, &caller.workspace_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))
 }
 
 #[utoipa::path(get, path = "/users", tag = "Users",
@@ -117,12 +88,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let page = PageRequest::from_request(&req)?;
-    let (rows, pagination) =
-        fetch_page(&state.db, "users", COLUMNS, &caller.workspace_id, &page).await?;
-    let users: Vec<User> = rows.iter().map(user).collect();
+    let request = PageRequest::from_request(&req)?;
+    let page = users::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
+    let pagination = request.pagination(&page);
     Ok(super::data(
-        json!({ "users": users, "pagination": pagination }),
+        json!({ "users": page.items, "pagination": pagination }),
     ))
 }
 
@@ -138,55 +108,28 @@ pub async fn create(
     caller.require(Role::Owner)?;
     let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["email", "name", "role"])?;
-    let email = fields.email("email", true);
-    let name = fields.string("name", false, MAX_NAME);
-    let role = fields.one_of("role", true, ROLE_NAMES);
+    let email = fields.required::<Email>("email");
+    let name = fields.optional::<Name>("name");
+    let role = fields.required::<Role>("role");
+    let (Some(email), Some(role)) = (email, role) else {
+        return Err(fields.into_error());
+    };
     fields.finish()?;
-    let email = email.expect("validated");
-    let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
-    let mut tx = state.db.begin().await?;
-    let user = match insert_user(
-        &mut tx,
+    let name = name.unwrap_or_else(|| email.default_name());
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let user = add_user(
+        &mut change,
         &caller.workspace_id,
-        &email,
-        &name,
-        &role.expect("validated"),
+        email,
+        name,
+        role,
         &caller.actor(),
     )
     .await
-    {
-        Err(e) if is_unique_violation(&e) => {
-            // The address stays out of the message: errors end up in logs.
-            return Err(ApiError::Conflict(
-                "a user with this email already exists in this workspace".into(),
-            ));
-        }
-        other => other?,
-    };
-    tx.commit().await?;
+    // The address stays out of the message: errors end up in logs.
+    .on_unique_violation(|| "a user with this email already exists in this workspace".into())?;
+    change.commit().await?;
     Ok(super::created(json!({ "user": user })))
-}
-
-async fn find(tx: &mut Tx, workspace_id: &str, id: &str) -> Result<User, ApiError> {
-    let row = sqlx::query(&format!(
-        "SELECT {COLUMNS} FROM users WHERE id = $1 AND workspace_id = $2"
-    ))
-    .bind(id)
-    .bind(workspace_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(user(&row))
-}
-
-async fn owner_count(tx: &mut Tx, workspace_id: &str) -> Result<i64, sqlx::Error> {
-    Ok(
-        sqlx::query("SELECT COUNT(*) FROM users WHERE workspace_id = $1 AND role = 'owner'")
-            .bind(workspace_id)
-            .fetch_one(&mut **tx)
-            .await?
-            .get(0),
-    )
 }
 
 #[utoipa::path(get, path = "/users/{id}", tag = "Users", params(("id" = String, Path)),
@@ -197,9 +140,7 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let mut tx = state.db.begin().await?;
-    let found = find(&mut tx, &caller.workspace_id, &path).await?;
-    tx.commit().await?;
+    let found = find(&state.db, &caller, &path).await?;
     Ok(super::data(json!({ "user": found })))
 }
 
@@ -215,51 +156,33 @@ pub async fn update(
     caller.require(Role::Owner)?;
     let body = body.parse(state.settings.max_body_bytes).await?;
     let mut fields = Fields::of(&body, &["role", "name"])?;
-    let role = fields.one_of("role", false, ROLE_NAMES);
-    let name = fields.string("name", false, MAX_NAME);
+    let role = fields.optional::<Role>("role");
+    let name = fields.optional::<Name>("name");
     fields.require_any(&["role", "name"]);
     fields.finish()?;
-    let mut tx = state.db.begin().await?;
     // Two concurrent demotions or removals must not both see a second owner.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let mut found = find(&mut tx, &caller.workspace_id, &path).await?;
-    if found.role == "owner"
-        && role.as_deref().is_some_and(|r| r != "owner")
-        && owner_count(&mut tx, &caller.workspace_id).await? <= 1
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let mut found = find(&mut change, &caller, &path).await?;
+    if found.role == Role::Owner
+        && role.is_some_and(|r| r != Role::Owner)
+        && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
     {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner; promote another user first".into(),
         ));
     }
-    let now = now_micros();
-    let before = found.role.clone();
-    if let Some(r) = &role {
-        found.role = r.clone();
-    }
-    if let Some(n) = &name {
-        found.name = n.clone();
-    }
-    found.updated_at = format_micros(now);
-    sqlx::query("UPDATE users SET role = $1, name = $2, updated_at = $3 WHERE id = $4")
-        .bind(&found.role)
-        .bind(&found.name)
-        .bind(now)
-        .bind(&found.id)
-        .execute(&mut *tx)
-        .await?;
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now,
-        vec![event(
-            "User Modified",
-            &caller.actor(),
-            &found,
-            json!({ "previousRole": before, "role": found.role, "name": found.name }),
-        )],
-    )
-    .await?;
-    tx.commit().await?;
+    let before = found.role;
+    found.role = role.unwrap_or(found.role);
+    found.name = name.unwrap_or(found.name);
+    found.updated_at = Timestamp(change.at());
+    users::update(&mut change, &found).await?;
+    change.record(event(
+        "User Modified",
+        &caller.actor(),
+        &found,
+        json!({ "previousRole": before, "role": found.role, "name": found.name }),
+    ));
+    change.commit().await?;
     Ok(super::data(json!({ "user": found })))
 }
 
@@ -272,26 +195,18 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let mut tx = state.db.begin().await?;
     // Two concurrent demotions or removals must not both see a second owner.
-    audit::lock_workspace(&mut tx, &caller.workspace_id).await?;
-    let found = find(&mut tx, &caller.workspace_id, &path).await?;
-    if found.role == "owner" && owner_count(&mut tx, &caller.workspace_id).await? <= 1 {
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let found = find(&mut change, &caller, &path).await?;
+    if found.role == Role::Owner
+        && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
+    {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner and cannot be removed".into(),
         ));
     }
-    sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(&found.id)
-        .execute(&mut *tx)
-        .await?;
-    audit::append(
-        &mut tx,
-        &caller.workspace_id,
-        now_micros(),
-        vec![event("User Removed", &caller.actor(), &found, json!({}))],
-    )
-    .await?;
-    tx.commit().await?;
+    users::delete(&mut change, &found.id).await?;
+    change.record(event("User Removed", &caller.actor(), &found, json!({})));
+    change.commit().await?;
     Ok(super::deleted())
 }

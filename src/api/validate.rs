@@ -1,16 +1,16 @@
 //! Reads request bodies field by field, collecting every problem so that a
-//! 422 lists them all at once.
+//! 422 lists them all at once. Values with rules parse into their domain
+//! types here, at the edge.
 
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, FieldError};
+use crate::domain::{Label, Parse};
 
 pub struct Fields<'a> {
     object: &'a Map<String, Value>,
     pub errors: Vec<FieldError>,
 }
-
-pub const MAX_NAME: usize = 200;
 
 impl<'a> Fields<'a> {
     /// The body must be a JSON object whose keys are all in `allowed`.
@@ -30,16 +30,12 @@ impl<'a> Fields<'a> {
         Ok(Fields { object, errors })
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.object.contains_key(name)
-    }
-
-    fn fail(&mut self, name: &str, message: &str) {
+    pub fn fail(&mut self, name: &str, message: impl Into<String>) {
         self.errors.push(FieldError::new(name, message));
     }
 
-    /// A non-empty string of at most `max` characters.
-    pub fn string(&mut self, name: &str, required: bool, max: usize) -> Option<String> {
+    /// The field's value; null counts as absent.
+    fn value(&mut self, name: &str, required: bool) -> Option<&'a Value> {
         match self.object.get(name) {
             None | Some(Value::Null) => {
                 if required {
@@ -47,71 +43,33 @@ impl<'a> Fields<'a> {
                 }
                 None
             }
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                self.fail(name, "must not be empty");
-                None
-            }
-            Some(Value::String(s)) if s.chars().count() > max => {
-                self.fail(name, &format!("must be at most {max} characters"));
-                None
-            }
-            Some(Value::String(s)) if s.chars().any(char::is_control) => {
-                self.fail(name, "must not contain control characters");
-                None
-            }
-            Some(Value::String(s)) => Some(s.trim().to_string()),
-            Some(_) => {
+            Some(value) => Some(value),
+        }
+    }
+
+    /// A string parsed into `T`.
+    fn parsed<T: Parse>(&mut self, name: &str, required: bool) -> Option<T> {
+        match self.value(name, required)? {
+            Value::String(s) => T::parse(s).map_err(|message| self.fail(name, message)).ok(),
+            _ => {
                 self.fail(name, "must be a string");
                 None
             }
         }
     }
 
-    /// Lower-case letters, digits, `-` and `_`, starting with a letter or digit.
-    pub fn slug(&mut self, name: &str, required: bool) -> Option<String> {
-        let value = self.string(name, required, 100)?;
-        let ok = value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-            && value.as_bytes()[0].is_ascii_alphanumeric();
-        if !ok {
-            self.fail(
-                name,
-                "must be lower-case letters, digits, '-' or '_', starting with a letter or digit",
-            );
-            return None;
-        }
-        Some(value)
+    pub fn required<T: Parse>(&mut self, name: &str) -> Option<T> {
+        self.parsed(name, true)
     }
 
-    pub fn email(&mut self, name: &str, required: bool) -> Option<String> {
-        let value = self.string(name, required, 254)?;
-        if value.parse::<lettre::Address>().is_err() {
-            self.fail(name, "must be an email address");
-            return None;
-        }
-        Some(value.to_ascii_lowercase())
-    }
-
-    pub fn one_of(&mut self, name: &str, required: bool, allowed: &[&str]) -> Option<String> {
-        let value = self.string(name, required, 50)?;
-        if !allowed.contains(&value.as_str()) {
-            self.fail(name, &format!("must be one of {}", allowed.join(", ")));
-            return None;
-        }
-        Some(value)
+    pub fn optional<T: Parse>(&mut self, name: &str) -> Option<T> {
+        self.parsed(name, false)
     }
 
     pub fn boolean(&mut self, name: &str, required: bool) -> Option<bool> {
-        match self.object.get(name) {
-            None | Some(Value::Null) => {
-                if required {
-                    self.fail(name, "is required");
-                }
-                None
-            }
-            Some(Value::Bool(b)) => Some(*b),
-            Some(_) => {
+        match self.value(name, required)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
                 self.fail(name, "must be true or false");
                 None
             }
@@ -119,10 +77,9 @@ impl<'a> Fields<'a> {
     }
 
     pub fn object(&mut self, name: &str) -> Option<Map<String, Value>> {
-        match self.object.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(m)) => Some(m.clone()),
-            Some(_) => {
+        match self.value(name, false)? {
+            Value::Object(m) => Some(m.clone()),
+            _ => {
                 self.fail(name, "must be a JSON object");
                 None
             }
@@ -130,14 +87,10 @@ impl<'a> Fields<'a> {
     }
 
     /// Segment's labels: `[{"key": "...", "value": "..."}]`.
-    pub fn labels(&mut self, name: &str) -> Option<Vec<Value>> {
-        let list = match self.object.get(name) {
-            None | Some(Value::Null) => return None,
-            Some(Value::Array(list)) => list,
-            Some(_) => {
-                self.fail(name, "must be an array of {key, value} objects");
-                return None;
-            }
+    pub fn labels(&mut self, name: &str) -> Option<Vec<Label>> {
+        let Value::Array(list) = self.value(name, false)? else {
+            self.fail(name, "must be an array of {key, value} objects");
+            return None;
         };
         let mut out = Vec::new();
         for (i, item) in list.iter().enumerate() {
@@ -150,7 +103,10 @@ impl<'a> Fields<'a> {
                     "must be {\"key\": string, \"value\": string}, each 1 to 100 characters",
                 );
             } else {
-                out.push(serde_json::json!({ "key": key, "value": value }));
+                out.push(Label {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                });
             }
         }
         Some(out)
@@ -163,15 +119,39 @@ impl<'a> Fields<'a> {
             .iter()
             .any(|n| self.object.get(*n).is_some_and(|v| !v.is_null()));
         if !any {
-            self.fail("body", &format!("set at least one of {}", names.join(", ")));
+            self.fail("body", format!("set at least one of {}", names.join(", ")));
         }
     }
 
+    /// Every problem found, or Ok.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.errors.is_empty() {
             Ok(())
         } else {
             Err(ApiError::Validation(self.errors))
+        }
+    }
+
+    /// The 422 for a body with a missing required field (which `required`
+    /// has recorded), with every other problem found.
+    pub fn into_error(self) -> ApiError {
+        ApiError::Validation(self.errors)
+    }
+}
+
+/// A free-form identifier from a body (a catalog id, say): 1 to `max`
+/// visible characters. Parsed like the domain types so that it joins their
+/// error list.
+pub struct Identifier(pub String);
+
+impl Parse for Identifier {
+    fn parse(text: &str) -> Result<Identifier, String> {
+        if text.is_empty() || text.chars().count() > 100 {
+            Err("must be 1 to 100 characters".into())
+        } else if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            Err("must not contain spaces or control characters".into())
+        } else {
+            Ok(Identifier(text.to_string()))
         }
     }
 }

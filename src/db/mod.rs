@@ -1,16 +1,50 @@
-//! The database: one `Db` over SQLite (embedded default) or PostgreSQL
-//! (production, several replicas). Queries are written once in the SQL both
-//! backends share; the few places that must differ ask `Db::backend`.
+//! The database: SQLite (embedded default) or PostgreSQL (production,
+//! several replicas), on each backend's native sqlx driver.
+//!
+//! A query is one SQL text for both backends where the dialects agree
+//! (`$1` parameters, BIGINT times and 0/1 flags), its arguments are
+//! `args![…]`, and its rows are read by column name into a `FromRow` type.
+//! Reads that need no transaction go through `Db::fetch_*`: on SQLite they
+//! run on read connections of their own (`sqlite_readers`), on PostgreSQL
+//! on the pool. Everything that writes runs in a `Tx`, or through
+//! `Db::execute` for a single statement; a change to a workspace goes
+//! through `Change`, which takes the workspace's lock and appends its audit
+//! events before it commits.
 
+mod change;
+mod error;
+mod migrations;
+mod row;
+mod sqlite_readers;
+
+pub mod alerts;
+pub mod audit_events;
 pub mod batches;
+pub mod destinations;
+pub mod key_sets;
+pub mod outbox;
+pub mod pagination;
+pub mod sources;
+pub mod tokens;
+pub mod users;
+pub mod workspaces;
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+use crate::args;
+pub use change::Change;
+pub use error::{Error, Result, DISK_FULL};
+pub(crate) use row::bind_sqlx;
+pub use row::{Arg, Count, FromRow, Row, Text, ToArg};
+
+use sqlite_readers::SqliteReaders;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -19,154 +53,93 @@ pub enum Backend {
 }
 
 #[derive(Clone, Debug)]
-pub struct Db {
-    pool: AnyPool,
-    backend: Backend,
-    /// The database file, on SQLite.
-    sqlite_file: Option<std::path::PathBuf>,
-}
+pub struct Db(Arc<Pools>);
 
-/// The migrations, compiled in. Listed by hand rather than by sqlx's
-/// `migrate!` macro: the macro needs a second, host-side build of sqlx and
-/// SQLite, which was a sixth of a fresh release build. A unit test checks
-/// that this list and the `migrations/` folders agree.
-const MIGRATIONS: &[EmbeddedMigration] = &[
-    EmbeddedMigration {
-        version: 1,
-        description: "initial",
-        sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
-        postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
-    },
-    EmbeddedMigration {
-        version: 2,
-        description: "source write keys",
-        sqlite: include_str!("../../migrations/sqlite/0002_source_write_keys.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_source_write_keys.sql"),
-    },
-    EmbeddedMigration {
-        version: 3,
-        description: "readiness probe",
-        sqlite: include_str!("../../migrations/sqlite/0003_readiness_probe.sql"),
-        postgres: include_str!("../../migrations/postgres/0003_readiness_probe.sql"),
-    },
-];
-
-struct EmbeddedMigration {
-    version: i64,
-    /// As sqlx derives it from the file name, so that databases migrated
-    /// by the macro's build record the same row.
-    description: &'static str,
-    sqlite: &'static str,
-    postgres: &'static str,
-}
-
-/// One backend's migrations, in the form sqlx's `Migrator` takes.
 #[derive(Debug)]
-struct Migrations(Backend);
+enum Pools {
+    Sqlite {
+        /// One connection: SQLite allows one writer at a time, and one
+        /// connection turns that into an orderly async queue instead of
+        /// SQLITE_BUSY errors when two read-then-write transactions meet.
+        writer: SqlitePool,
+        /// None for an in-memory database, which exists only in the writer.
+        readers: Option<SqliteReaders>,
+        file: Option<PathBuf>,
+    },
+    Postgres(PgPool),
+}
 
-impl<'s> sqlx::migrate::MigrationSource<'s> for Migrations {
-    fn resolve(
-        self,
-    ) -> futures_util::future::BoxFuture<
-        's,
-        Result<Vec<sqlx::migrate::Migration>, sqlx::error::BoxDynError>,
-    > {
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|m| {
-                let sql = match self.0 {
-                    Backend::Sqlite => m.sqlite,
-                    Backend::Postgres => m.postgres,
-                };
-                // The checksum is sqlx's own (SHA-384 of the text), so it
-                // matches what the macro recorded.
-                sqlx::migrate::Migration::new(
-                    m.version,
-                    m.description.into(),
-                    sqlx::migrate::MigrationType::Simple,
-                    sql.into(),
-                    false,
-                )
-            })
-            .collect();
-        Box::pin(std::future::ready(Ok(migrations)))
-    }
+/// A transaction on either backend. Dropped without `commit`, it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Runs the same tokens against whichever native connection `$tx` holds.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            Tx::Sqlite($conn) => $body,
+            Tx::Postgres($conn) => $body,
+        }
+    };
 }
 
 impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres") {
-            Backend::Postgres
-        } else {
-            Backend::Sqlite
-        };
-        let url = match backend {
-            // Create the file on first run unless the URL says otherwise.
-            Backend::Sqlite if !url.contains("mode=") => {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                format!("{url}{sep}mode=rwc")
-            }
-            _ => url.to_string(),
-        };
-        let options = AnyConnectOptions::from_str(&url)?;
-        let sqlite_file = match backend {
-            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-                .ok()
-                .map(|o| o.get_filename().to_path_buf()),
-            Backend::Postgres => None,
-        };
-        let pool = match backend {
-            // SQLite allows one writer at a time; a single connection turns
-            // that into an orderly async queue instead of SQLITE_BUSY errors
-            // when two read-then-write transactions meet.
-            Backend::Sqlite => AnyPoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                // An embedded connection cannot drop; sqlx's default ping
-                // before every acquire is one more round trip to the
-                // connection's thread for each statement.
-                .test_before_acquire(false)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        Ok(())
-                    })
-                })
+        if url.starts_with("postgres") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
-                .await
-                .map_err(|e| explain_sqlite_open_error(e, sqlite_file.as_deref()))?,
-            Backend::Postgres => {
-                AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_with(options)
-                    .await?
-            }
+                .await?;
+            return Ok(Db(Arc::new(Pools::Postgres(pool))));
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            // Created on first run unless the URL says otherwise (`mode=`).
+            .create_if_missing(!url.contains("mode="))
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let file = (!in_memory).then(|| options.get_filename().to_path_buf());
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            // An embedded connection cannot drop; sqlx's default ping
+            // before every acquire is one more round trip to the
+            // connection's thread for each statement.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(|e| explain_sqlite_open_error(e, file.as_deref()))?;
+        // Opened after the writer, which switched the file to WAL.
+        let readers = match &file {
+            Some(path) => Some(SqliteReaders::open(path)?),
+            None => None,
         };
-        Ok(Db {
-            pool,
-            backend,
-            sqlite_file,
-        })
+        Ok(Db(Arc::new(Pools::Sqlite {
+            writer,
+            readers,
+            file,
+        })))
     }
 
     /// Applies pending migrations. On PostgreSQL sqlx takes an advisory lock,
     /// so replicas starting together apply them once.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        let migrator = sqlx::migrate::Migrator::new(Migrations(self.backend)).await?;
-        match self.backend {
-            Backend::Sqlite => {
+        let migrator = sqlx::migrate::Migrator::new(migrations::Migrations(self.backend())).await?;
+        match &*self.0 {
+            Pools::Sqlite { writer, .. } => {
                 // SQLite has no advisory lock: two processes starting together
                 // (`serve` and a CLI command, say) may both try a pending
                 // migration. Each migration is one transaction, so the loser's
                 // rolls back whole, and a second look finds it applied.
                 let mut attempt = 0;
                 loop {
-                    match migrator.run(&self.pool).await {
+                    match migrator.run(writer).await {
                         Ok(()) => break,
                         Err(
                             e @ (sqlx::migrate::MigrateError::Execute(_)
@@ -180,68 +153,281 @@ impl Db {
                     }
                 }
             }
-            Backend::Postgres => migrator.run(&self.pool).await?,
+            Pools::Postgres(pool) => migrator.run(pool).await?,
         }
         Ok(())
     }
 
     pub fn backend(&self) -> Backend {
-        self.backend
+        match &*self.0 {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// `sqlite` or `postgres` text for the cases where the dialects differ.
+    pub fn pick<'a>(&self, sqlite: &'a str, postgres: &'a str) -> &'a str {
+        match self.backend() {
+            Backend::Sqlite => sqlite,
+            Backend::Postgres => postgres,
+        }
     }
 
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.pool.begin().await
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match &*self.0 {
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Begins a change of one workspace: see `Change`.
+    pub async fn change(&self, workspace_id: &str) -> Result<Change> {
+        Change::begin(self, [workspace_id]).await
+    }
+
+    /// A read that sees every transaction committed before it started.
+    pub async fn fetch_all<T: FromRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        match &*self.0 {
+            Pools::Sqlite {
+                readers: Some(readers),
+                ..
+            } => readers.fetch_all(sql, args),
+            Pools::Sqlite { writer, .. } => {
+                rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(writer).await?)
+            }
+            Pools::Postgres(pool) => {
+                rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(pool).await?)
+            }
+        }
+    }
+
+    pub async fn fetch_optional<T: FromRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>> {
+        match &*self.0 {
+            Pools::Sqlite {
+                readers: Some(readers),
+                ..
+            } => readers.fetch_optional(sql, args),
+            Pools::Sqlite { writer, .. } => bind_sqlx!(sqlx::query(sql), args)
+                .fetch_optional(writer)
+                .await?
+                .map(|r| T::from_row(&r))
+                .transpose(),
+            Pools::Postgres(pool) => bind_sqlx!(sqlx::query(sql), args)
+                .fetch_optional(pool)
+                .await?
+                .map(|r| T::from_row(&r))
+                .transpose(),
+        }
+    }
+
+    pub async fn fetch_one<T: FromRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<T> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or(Error::Sqlx(sqlx::Error::RowNotFound))
+    }
+
+    /// One write statement, committed on return; the rows it affected.
+    pub async fn execute(&self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        Ok(match &*self.0 {
+            Pools::Sqlite { writer, .. } => bind_sqlx!(sqlx::query(sql), args)
+                .execute(writer)
+                .await?
+                .rows_affected(),
+            Pools::Postgres(pool) => bind_sqlx!(sqlx::query(sql), args)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// One write statement with `RETURNING`, committed on return.
+    pub async fn execute_returning<T: FromRow>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<T>> {
+        match &*self.0 {
+            Pools::Sqlite { writer, .. } => {
+                rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(writer).await?)
+            }
+            Pools::Postgres(pool) => {
+                rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(pool).await?)
+            }
+        }
     }
 
     /// Whether the database takes writes now: `Err` says why not. A
     /// committed write catches a read-only file or server; on SQLite the
     /// free space is checked too, because a small write can still fit in
     /// the space that a failed larger one left in the write-ahead log.
-    pub async fn check_writable(&self) -> Result<(), &'static str> {
-        if let Some(path) = &self.sqlite_file {
+    pub async fn check_writable(&self) -> std::result::Result<(), &'static str> {
+        if let Pools::Sqlite {
+            file: Some(path), ..
+        } = &*self.0
+        {
             if free_bytes(path).is_some_and(|free| free < MIN_FREE_BYTES) {
                 return Err(DISK_FULL);
             }
         }
-        sqlx::query(
+        self.execute(
             "INSERT INTO readiness_probe (id, checked_at) VALUES (1, $1)
              ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
+            args![crate::time::now_micros()],
         )
-        .bind(crate::time::now_micros())
-        .execute(&self.pool)
         .await
         .map(|_| ())
         .map_err(|e| {
             tracing::warn!(error = %e, "readiness: the database refused a write");
-            unavailable_reason(&e).unwrap_or("the database refused a write")
+            e.unavailable_reason()
+                .unwrap_or("the database refused a write")
         })
     }
 
     /// `FOR UPDATE SKIP LOCKED` where the backend has it; SQLite's single
     /// writer makes it unnecessary there.
     pub fn skip_locked(&self) -> &'static str {
-        match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        self.pick("", "FOR UPDATE SKIP LOCKED")
+    }
+
+    /// Connections of the writing pool in use now.
+    pub fn in_use(&self) -> u32 {
+        match &*self.0 {
+            Pools::Sqlite { writer, .. } => writer.size() - writer.num_idle() as u32,
+            Pools::Postgres(pool) => pool.size() - pool.num_idle() as u32,
         }
     }
 
-    pub fn in_use(&self) -> u32 {
-        self.pool.size().saturating_sub(self.pool.num_idle() as u32)
+    pub async fn close(&self) {
+        match &*self.0 {
+            Pools::Sqlite {
+                writer, readers, ..
+            } => {
+                if let Some(readers) = readers {
+                    readers.close();
+                }
+                writer.close().await
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
     }
 
-    pub async fn close(&self) {
-        self.pool.close().await
+    pub async fn fetch_all<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        on_tx!(self, tx => rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(&mut **tx).await?))
     }
+
+    pub async fn fetch_optional<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>> {
+        on_tx!(self, tx => bind_sqlx!(sqlx::query(sql), args)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| T::from_row(&r))
+            .transpose())
+    }
+
+    pub async fn fetch_one<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<T> {
+        self.fetch_optional(sql, args)
+            .await?
+            .ok_or(Error::Sqlx(sqlx::Error::RowNotFound))
+    }
+
+    /// The rows affected.
+    pub async fn execute(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<u64> {
+        Ok(on_tx!(self, tx => bind_sqlx!(sqlx::query(sql), args)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()))
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        on_tx!(self, tx => tx.commit().await?);
+        Ok(())
+    }
+}
+
+/// Where a read runs: on the database (a fresh read) or inside a
+/// transaction (which sees its own writes and holds its locks). Repository
+/// functions that only read take `impl Into<Conn>`, so the same function
+/// serves both.
+pub enum Conn<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Conn<'a> {
+    fn from(db: &'a Db) -> Conn<'a> {
+        Conn::Db(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Conn<'a> {
+    fn from(tx: &'a mut Tx) -> Conn<'a> {
+        Conn::Tx(tx)
+    }
+}
+
+impl<'a> From<&'a mut Change> for Conn<'a> {
+    fn from(change: &'a mut Change) -> Conn<'a> {
+        Conn::Tx(change)
+    }
+}
+
+impl Conn<'_> {
+    pub async fn fetch_all<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        match self {
+            Conn::Db(db) => db.fetch_all(sql, args).await,
+            Conn::Tx(tx) => tx.fetch_all(sql, args).await,
+        }
+    }
+
+    pub async fn fetch_optional<T: FromRow>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Option<T>> {
+        match self {
+            Conn::Db(db) => db.fetch_optional(sql, args).await,
+            Conn::Tx(tx) => tx.fetch_optional(sql, args).await,
+        }
+    }
+
+    pub async fn fetch_one<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<T> {
+        match self {
+            Conn::Db(db) => db.fetch_one(sql, args).await,
+            Conn::Tx(tx) => tx.fetch_one(sql, args).await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Db(db) => db.backend(),
+            Conn::Tx(tx) => tx.backend(),
+        }
+    }
+}
+
+fn rows<R: Row, T: FromRow>(rows: Vec<R>) -> Result<Vec<T>> {
+    rows.iter().map(T::from_row).collect()
 }
 
 /// SQLite says only "unable to open database file" when the file or its
 /// file system is read-only; trying to open it for writing names the cause.
-fn explain_sqlite_open_error(err: sqlx::Error, path: Option<&std::path::Path>) -> anyhow::Error {
+fn explain_sqlite_open_error(err: sqlx::Error, path: Option<&Path>) -> anyhow::Error {
     let Some(path) = path else {
         return err.into();
     };
@@ -258,27 +444,25 @@ fn explain_sqlite_open_error(err: sqlx::Error, path: Option<&std::path::Path>) -
 /// ready: a large alert writes a few megabytes.
 pub const MIN_FREE_BYTES: u64 = 8 * 1024 * 1024;
 
-const DISK_FULL: &str = "the database's disk is full; retry later";
-
 #[cfg(unix)]
-fn free_bytes(path: &std::path::Path) -> Option<u64> {
+fn free_bytes(path: &Path) -> Option<u64> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => std::path::Path::new("."),
+        _ => Path::new("."),
     };
     let stat = rustix::fs::statvfs(dir).ok()?;
     Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 #[cfg(not(unix))]
-fn free_bytes(_path: &std::path::Path) -> Option<u64> {
+fn free_bytes(_path: &Path) -> Option<u64> {
     None
 }
 
 /// Bind parameters per batched statement. SQLite looks each `$N` up by a
 /// linear scan of the statement's parameter names, so very wide statements
-/// cost quadratic time there (it was a quarter of a 10,000-token alert);
-/// PostgreSQL caps a statement at 65,535 parameters.
+/// cost quadratic time there; PostgreSQL caps a statement at 65,535
+/// parameters.
 pub const MAX_BINDS: usize = 500;
 
 /// Rows per multi-row statement with `columns` parameters each.
@@ -294,96 +478,16 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Whether an error is a unique-constraint violation (a duplicate).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Database(db) => db.is_unique_violation(),
-        _ => false,
-    }
+/// `(…), (…)` for `rows` rows of `columns` parameters: the VALUES of a
+/// multi-row INSERT.
+pub fn values_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|i| format!("({})", placeholders(i * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-/// Why the database cannot serve a request right now, when the cause is on
-/// its side and a retry later can succeed: it is down or restarting, its
-/// disk is full, or it is read-only. None for every other error (a bug).
-pub fn unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
-    const DOWN: &str = "the database is unavailable; retry later";
-    const READ_ONLY: &str = "the database is read-only; retry later";
-    const IO: &str = "the database cannot read or write its files; retry later";
-    match err {
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => Some(DOWN),
-        // A connection that PostgreSQL closed in the middle of a reply.
-        sqlx::Error::Protocol(_) => Some(DOWN),
-        sqlx::Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                let code = pg.code();
-                match code {
-                    "53100" => Some(DISK_FULL),
-                    "25006" => Some(READ_ONLY),
-                    // Connection exceptions; shutting down or starting up;
-                    // out of resources.
-                    _ if code.starts_with("08")
-                        || code.starts_with("57P")
-                        || code.starts_with("53") =>
-                    {
-                        Some(DOWN)
-                    }
-                    _ => None,
-                }
-            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // Extended result codes; the primary code is the low byte.
-                let primary = db.code()?.parse::<i32>().ok()? & 0xff;
-                match primary {
-                    13 => Some(DISK_FULL),
-                    8 => Some(READ_ONLY),
-                    10 | 14 => Some(IO),
-                    _ => None,
-                }
-            } else {
-                None
-            }
-        }
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Adding a file to `migrations/` without listing it would leave it
-    /// unapplied; this fails instead. Names are read as sqlx reads them:
-    /// `<version>_<description>.sql`, underscores meaning spaces.
-    #[test]
-    fn the_compiled_in_list_is_the_migrations_folders() {
-        for (folder, pick) in [
-            (
-                "sqlite",
-                (|m| m.sqlite) as fn(&EmbeddedMigration) -> &'static str,
-            ),
-            ("postgres", |m| m.postgres),
-        ] {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("migrations")
-                .join(folder);
-            let mut on_disk: Vec<(i64, String, String)> = std::fs::read_dir(&dir)
-                .unwrap()
-                .map(|entry| {
-                    let path = entry.unwrap().path();
-                    let name = path.file_stem().unwrap().to_str().unwrap().to_string();
-                    let (version, description) = name.split_once('_').unwrap();
-                    (
-                        version.parse().unwrap(),
-                        description.replace('_', " "),
-                        std::fs::read_to_string(&path).unwrap(),
-                    )
-                })
-                .collect();
-            on_disk.sort();
-            let listed: Vec<(i64, String, String)> = MIGRATIONS
-                .iter()
-                .map(|m| (m.version, m.description.to_string(), pick(m).to_string()))
-                .collect();
-            assert_eq!(listed, on_disk, "migrations/{folder}");
-        }
-    }
+/// A value stored as JSON text (settings, labels, write keys).
+pub fn json_text(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("maps with string keys and lists always serialise")
 }

@@ -2,7 +2,6 @@
 //! the transaction that revokes the tokens, then delivered by the outbox
 //! worker over SMTP (or into a directory of .eml files on a laptop).
 
-pub mod outbox;
 pub mod smtp_server;
 pub mod templates;
 pub mod transport;
@@ -109,7 +108,9 @@ impl Notifier {
             };
             let rendered = self.templates.render("token_revoked", &context)?;
             let message_id = format!("<alert-{}.{}@leakguard>", alert.id, owner.id);
-            if outbox::enqueue(tx, &workspace.id, &owner.email, &message_id, &rendered).await? {
+            if crate::db::outbox::enqueue(tx, &workspace.id, &owner.email, &message_id, &rendered)
+                .await?
+            {
                 queued += 1;
             }
         }

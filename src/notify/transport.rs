@@ -10,8 +10,8 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use super::outbox::ClaimedMessage;
 use crate::config::Settings;
+use crate::db::outbox::ClaimedMessage;
 
 pub enum Transport {
     /// lettre's own timeout bounds only the TCP connect (lettre issue

@@ -8,9 +8,9 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use tokio::sync::{watch, Notify};
 
-use super::outbox::{self, ClaimedMessage};
 use super::transport::{SendError, Transport};
 use crate::config::Settings;
+use crate::db::outbox::{self, ClaimedMessage};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::telemetry::mask_email;

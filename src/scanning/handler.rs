@@ -12,8 +12,11 @@ use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::body::read_limited;
 use crate::api::error::ApiError;
 use crate::api::single_header;
-use crate::revocation::{self, LeakAlert, Report, TokenRecord};
-use crate::startup::AppState;
+use crate::db::alerts::AlertRecord;
+use crate::db::tokens::Token;
+use crate::domain::TokenHash;
+use crate::revocation::{self, Report};
+use crate::state::AppState;
 use crate::time::now_micros;
 use crate::token::{sha256_hex, PublicToken};
 
@@ -115,24 +118,24 @@ async fn process(
 
     // Tokens with a wrong prefix or checksum are not ours: no database work.
     // The hash is also the feedback for a well-formed token that is not ours.
-    let mut hashes: Vec<Option<String>> = reported
+    let mut hashes: Vec<Option<TokenHash>> = reported
         .iter()
         .map(|r| PublicToken::parse(&r.token).ok().map(|t| t.hash()))
         .collect();
-    let candidates: HashMap<&str, usize> = hashes
+    let candidates: HashMap<&TokenHash, usize> = hashes
         .iter()
         .enumerate()
-        .filter_map(|(i, h)| h.as_deref().map(|h| (h, i)))
+        .filter_map(|(i, h)| h.as_ref().map(|h| (h, i)))
         .collect();
     let found = state
         .token_lookup
         .find(&candidates.keys().copied().collect::<Vec<_>>())
         .await?;
 
-    let matches: Vec<(TokenRecord, Report)> = found
+    let matches: Vec<(Token, Report)> = found
         .into_iter()
         .map(|record| {
-            let r = &reported[candidates[record.token_hash.as_str()]];
+            let r = &reported[candidates[&record.token_hash]];
             let report = Report {
                 url: r.url.clone().unwrap_or_default(),
                 source: r.source.clone().unwrap_or_default(),
@@ -143,14 +146,15 @@ async fn process(
         .collect();
     let ours: HashSet<usize> = matches
         .iter()
-        .map(|(t, _)| candidates[t.token_hash.as_str()])
+        .map(|(t, _)| candidates[&t.token_hash])
         .collect();
 
-    let leak = LeakAlert {
+    let leak = AlertRecord {
         id: crate::id::new_id(),
         received_at: now_micros(),
         key_identifier: key_id.to_string(),
-        reported: total,
+        reported: total as i64,
+        matched: matches.len() as i64,
     };
     let outcome = if matches.is_empty() {
         // Nothing of ours: the alert's record is the only change.
@@ -160,15 +164,12 @@ async fn process(
             emails_queued: 0,
         }
     } else {
-        let mut tx = state.db.begin().await?;
-        let outcome = revocation::revoke_leaked(&mut tx, &state.notifier, &leak, &matches)
+        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches)
             .await
-            .map_err(|e| match e.downcast::<sqlx::Error>() {
+            .map_err(|e| match e.downcast::<crate::db::Error>() {
                 Ok(db) => ApiError::from(db),
                 Err(other) => ApiError::Internal(other),
-            })?;
-        tx.commit().await?;
-        outcome
+            })?
     };
     state.notifier.queued(outcome.emails_queued);
     state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
@@ -204,11 +205,10 @@ async fn process(
             } else {
                 Feedback {
                     token_raw: None,
-                    token_hash: Some(
-                        hashes[i]
-                            .take()
-                            .unwrap_or_else(|| sha256_hex(r.token.as_bytes())),
-                    ),
+                    token_hash: Some(match hashes[i].take() {
+                        Some(hash) => hash.to_string(),
+                        None => sha256_hex(r.token.as_bytes()),
+                    }),
                     token_type,
                     label: Label::FalsePositive,
                 }

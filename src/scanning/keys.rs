@@ -180,29 +180,17 @@ impl KeyStore {
     }
 
     async fn load_persisted(&self) -> anyhow::Result<bool> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT body, fetched_at FROM github_key_sets WHERE id = 1")
-                .fetch_optional(self.db.pool())
-                .await?;
-        match row {
-            Some((body, fetched_at)) => {
-                self.install(parse_key_set(&body, fetched_at)?);
+        match crate::db::key_sets::load(&self.db).await? {
+            Some(stored) => {
+                self.install(parse_key_set(&stored.body, stored.fetched_at)?);
                 Ok(true)
             }
             None => Ok(false),
         }
     }
 
-    async fn persist(&self, body: &str, fetched_at: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO github_key_sets (id, body, fetched_at) VALUES (1, $1, $2)
-             ON CONFLICT (id) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at",
-        )
-        .bind(body)
-        .bind(fetched_at)
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
+    async fn persist(&self, body: &str, fetched_at: i64) -> crate::db::Result<()> {
+        crate::db::key_sets::save(&self.db, body, fetched_at).await
     }
 
     fn install(&self, set: KeySet) {

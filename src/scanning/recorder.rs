@@ -9,12 +9,12 @@
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::db::alerts::{self, AlertRecord, ALERT_COLUMNS};
 use crate::db::batches::spawn_batches;
 use crate::db::{rows_per_statement, Db};
-use crate::revocation::{record_alerts, LeakAlert, ALERT_COLUMNS};
 
 struct Pending {
-    alert: LeakAlert,
+    alert: AlertRecord,
     written: oneshot::Sender<bool>,
 }
 
@@ -38,7 +38,7 @@ impl AlertRecorder {
     }
 
     /// Records `alert` (matching none of our tokens), committed on return.
-    pub async fn record(&self, alert: &LeakAlert) -> Result<(), sqlx::Error> {
+    pub async fn record(&self, alert: &AlertRecord) -> crate::db::Result<()> {
         let (written, done) = oneshot::channel();
         let pending = Pending {
             alert: alert.clone(),
@@ -49,13 +49,13 @@ impl AlertRecorder {
         }
         // The batch failed (or the task is gone): alone, this alert gets
         // its own error, which says whether GitHub should retry.
-        record_alerts(self.db.pool(), &[(alert, 0)]).await
+        alerts::record(&self.db, &[alert]).await
     }
 }
 
 async fn write_batch(db: &Db, batch: Vec<Pending>) {
-    let rows: Vec<(&LeakAlert, usize)> = batch.iter().map(|p| (&p.alert, 0)).collect();
-    let written = match record_alerts(db.pool(), &rows).await {
+    let rows: Vec<&AlertRecord> = batch.iter().map(|p| &p.alert).collect();
+    let written = match alerts::record(db, &rows).await {
         Ok(()) => true,
         Err(e) => {
             tracing::debug!(error = %e, alerts = batch.len(), "batched alert records failed; writing each alone");

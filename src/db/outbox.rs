@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Serialize;
-use sqlx::Row;
 
-use super::templates::Rendered;
-use crate::db::{Db, Tx};
+use super::{Db, FromRow, Result, Row, Tx};
+use crate::args;
 use crate::id::new_id;
+use crate::notify::templates::Rendered;
 use crate::time::now_micros;
 
 #[derive(Debug, Clone)]
@@ -27,6 +27,20 @@ pub struct ClaimedMessage {
     pub attempts: i64,
 }
 
+impl FromRow for ClaimedMessage {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(ClaimedMessage {
+            id: row.text("id")?,
+            message_id: row.text("message_id")?,
+            recipient: row.text("recipient")?,
+            subject: row.text("subject")?,
+            body_text: row.text("body_text")?,
+            body_html: row.text("body_html")?,
+            attempts: row.int("attempts")?,
+        })
+    }
+}
+
 /// Returns false when a message with this Message-ID is already queued.
 pub async fn enqueue(
     tx: &mut Tx,
@@ -34,25 +48,27 @@ pub async fn enqueue(
     recipient: &str,
     message_id: &str,
     rendered: &Rendered,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool> {
     let now = now_micros();
-    let result = sqlx::query(
-        "INSERT INTO outbox (id, message_id, workspace_id, recipient, subject, body_text,
-             body_html, created_at, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-         ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(new_id())
-    .bind(message_id)
-    .bind(workspace_id)
-    .bind(recipient)
-    .bind(&rendered.subject)
-    .bind(&rendered.text)
-    .bind(&rendered.html)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(result.rows_affected() == 1)
+    let inserted = tx
+        .execute(
+            "INSERT INTO outbox (id, message_id, workspace_id, recipient, subject, body_text,
+                 body_html, created_at, next_attempt_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (message_id) DO NOTHING",
+            args![
+                new_id(),
+                message_id,
+                workspace_id,
+                recipient,
+                rendered.subject,
+                rendered.text,
+                rendered.html,
+                now
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
 }
 
 pub async fn claim(
@@ -60,7 +76,7 @@ pub async fn claim(
     worker: &str,
     lease: Duration,
     limit: i64,
-) -> Result<Vec<ClaimedMessage>, sqlx::Error> {
+) -> Result<Vec<ClaimedMessage>> {
     let now = now_micros();
     let sql = format!(
         "UPDATE outbox SET locked_until = $1, locked_by = $2
@@ -73,36 +89,20 @@ pub async fn claim(
          RETURNING id, message_id, recipient, subject, body_text, body_html, attempts",
         db.skip_locked()
     );
-    let rows = sqlx::query(&sql)
-        .bind(now + lease.as_micros() as i64)
-        .bind(worker)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| ClaimedMessage {
-            id: r.get(0),
-            message_id: r.get(1),
-            recipient: r.get(2),
-            subject: r.get(3),
-            body_text: r.get(4),
-            body_html: r.get(5),
-            attempts: r.get(6),
-        })
-        .collect())
+    db.execute_returning(
+        &sql,
+        args![now + lease.as_micros() as i64, worker, now, limit],
+    )
+    .await
 }
 
-pub async fn mark_sent(db: &Db, id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(
+pub async fn mark_sent(db: &Db, id: &str) -> Result<()> {
+    db.execute(
         "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, locked_until = NULL,
              locked_by = NULL, last_error = NULL
          WHERE id = $2",
+        args![now_micros(), id],
     )
-    .bind(now_micros())
-    .bind(id)
-    .execute(db.pool())
     .await?;
     Ok(())
 }
@@ -115,22 +115,17 @@ pub async fn mark_failed(
     max_attempts: u32,
     backoff_base: Duration,
     permanent: bool,
-) -> Result<bool, sqlx::Error> {
+) -> Result<bool> {
     let attempts = message.attempts + 1;
     let now = now_micros();
     let dead = permanent || attempts >= max_attempts as i64;
     let next = now + backoff(backoff_base, attempts).as_micros() as i64;
-    sqlx::query(
+    db.execute(
         "UPDATE outbox SET attempts = $1, last_error = $2, next_attempt_at = $3,
              dead_at = $4, locked_until = NULL, locked_by = NULL
          WHERE id = $5",
+        args![attempts, error, next, dead.then_some(now), message.id],
     )
-    .bind(attempts)
-    .bind(error)
-    .bind(next)
-    .bind(dead.then_some(now))
-    .bind(&message.id)
-    .execute(db.pool())
     .await?;
     Ok(dead)
 }
@@ -144,15 +139,13 @@ pub fn backoff(base: Duration, attempts: i64) -> Duration {
 }
 
 /// Gives back what a stopping worker still holds.
-pub async fn release(db: &Db, worker: &str) -> Result<u64, sqlx::Error> {
-    let result = sqlx::query(
+pub async fn release(db: &Db, worker: &str) -> Result<u64> {
+    db.execute(
         "UPDATE outbox SET locked_until = NULL, locked_by = NULL
          WHERE locked_by = $1 AND sent_at IS NULL",
+        args![worker],
     )
-    .bind(worker)
-    .execute(db.pool())
-    .await?;
-    Ok(result.rows_affected())
+    .await
 }
 
 #[derive(Debug, Serialize)]
@@ -167,55 +160,54 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
-pub async fn list(db: &Db, dead_only: bool) -> Result<Vec<OutboxEntry>, sqlx::Error> {
+pub async fn list(db: &Db, dead_only: bool) -> Result<Vec<OutboxEntry>> {
     let filter = if dead_only {
         "WHERE dead_at IS NOT NULL"
     } else {
         ""
     };
-    let rows = sqlx::query(&format!(
-        "SELECT id, message_id, recipient, subject, attempts, created_at, sent_at, dead_at,
-                last_error
-         FROM outbox {filter} ORDER BY created_at, id"
-    ))
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let sent: Option<i64> = r.get(6);
-            let dead: Option<i64> = r.get(7);
-            OutboxEntry {
-                id: r.get(0),
-                message_id: r.get(1),
-                recipient: r.get(2),
-                subject: r.get(3),
-                attempts: r.get(4),
-                created_at: crate::time::format_micros(r.get(5)),
-                state: match (sent, dead) {
-                    (Some(_), _) => "sent",
-                    (None, Some(_)) => "dead",
-                    _ => "pending",
-                },
-                last_error: r.get(8),
-            }
+    db.fetch_all(
+        &format!(
+            "SELECT id, message_id, recipient, subject, attempts, created_at, sent_at, dead_at,
+                    last_error
+             FROM outbox {filter} ORDER BY created_at, id"
+        ),
+        args![],
+    )
+    .await
+}
+
+impl FromRow for OutboxEntry {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(OutboxEntry {
+            id: row.text("id")?,
+            message_id: row.text("message_id")?,
+            recipient: row.text("recipient")?,
+            subject: row.text("subject")?,
+            attempts: row.int("attempts")?,
+            created_at: crate::time::format_micros(row.int("created_at")?),
+            state: match (row.opt_int("sent_at")?, row.opt_int("dead_at")?) {
+                (Some(_), _) => "sent",
+                (None, Some(_)) => "dead",
+                _ => "pending",
+            },
+            last_error: row.opt_text("last_error")?,
         })
-        .collect())
+    }
 }
 
 /// Puts a dead (or pending) message back in the queue for a fresh series of
 /// attempts. False when there is no unsent message with that id.
-pub async fn retry(db: &Db, id: &str) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1,
-             locked_until = NULL, locked_by = NULL
-         WHERE id = $2 AND sent_at IS NULL",
-    )
-    .bind(now_micros())
-    .bind(id)
-    .execute(db.pool())
-    .await?;
-    Ok(result.rows_affected() == 1)
+pub async fn retry(db: &Db, id: &str) -> Result<bool> {
+    let updated = db
+        .execute(
+            "UPDATE outbox SET dead_at = NULL, attempts = 0, next_attempt_at = $1,
+                 locked_until = NULL, locked_by = NULL
+             WHERE id = $2 AND sent_at IS NULL",
+            args![now_micros(), id],
+        )
+        .await?;
+    Ok(updated == 1)
 }
 
 pub struct Stats {
@@ -224,18 +216,24 @@ pub struct Stats {
     pub oldest_due_micros: Option<i64>,
 }
 
-pub async fn stats(db: &Db) -> Result<Stats, sqlx::Error> {
-    let row = sqlx::query(
+pub async fn stats(db: &Db) -> Result<Stats> {
+    db.fetch_one(
         "SELECT
-            (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL),
-            (SELECT COUNT(*) FROM outbox WHERE dead_at IS NOT NULL),
-            (SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL)",
+            (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL) AS due,
+            (SELECT COUNT(*) FROM outbox WHERE dead_at IS NOT NULL) AS dead,
+            (SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL)
+                AS oldest_due",
+        args![],
     )
-    .fetch_one(db.pool())
-    .await?;
-    Ok(Stats {
-        due: row.get(0),
-        dead: row.get(1),
-        oldest_due_micros: row.get(2),
-    })
+    .await
+}
+
+impl FromRow for Stats {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(Stats {
+            due: row.int("due")?,
+            dead: row.int("dead")?,
+            oldest_due_micros: row.opt_int("oldest_due")?,
+        })
+    }
 }

@@ -1,0 +1,334 @@
+//! `audit_events`: each workspace's append-only, hash-chained trail. The
+//! chain itself (what is hashed, how it is verified) is `crate::audit`;
+//! this module only stores and reads it.
+
+use serde_json::Value;
+
+use super::{
+    rows_per_statement, values_rows, Arg, Conn, Count, Db, FromRow, Result, Row, ToArg, Tx,
+};
+use crate::args;
+use crate::domain::WorkspaceId;
+use crate::time::Timestamp;
+
+/// An event as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    pub id: String,
+    pub timestamp: Timestamp,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub actor: String,
+    pub resource_id: String,
+    pub resource_type: String,
+    pub resource_name: String,
+    #[schema(value_type = Object)]
+    pub details: Value,
+    #[serde(skip)]
+    pub seq: i64,
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, id, occurred_at, type, actor, resource_id, resource_type, resource_name, details";
+
+impl FromRow for AuditEvent {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(AuditEvent {
+            seq: row.int("seq")?,
+            id: row.text("id")?,
+            timestamp: row.time("occurred_at")?,
+            event_type: row.text("type")?,
+            actor: row.text("actor")?,
+            resource_id: row.text("resource_id")?,
+            resource_type: row.text("resource_type")?,
+            resource_name: row.text("resource_name")?,
+            details: row.json("details")?,
+        })
+    }
+}
+
+/// An event as stored, with its links in the chain: what `audit verify`
+/// re-derives.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub workspace_id: String,
+    pub seq: i64,
+    pub id: String,
+    pub occurred_at: i64,
+    pub event_type: String,
+    pub actor: String,
+    pub resource_id: String,
+    pub resource_type: String,
+    pub resource_name: String,
+    /// The JSON text exactly as hashed.
+    pub details: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+const STORED_COLUMNS: &str = "workspace_id, seq, id, occurred_at, type, actor, resource_id, \
+     resource_type, resource_name, details, prev_hash, hash";
+
+impl FromRow for StoredEvent {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(StoredEvent {
+            workspace_id: row.text("workspace_id")?,
+            seq: row.int("seq")?,
+            id: row.text("id")?,
+            occurred_at: row.int("occurred_at")?,
+            event_type: row.text("type")?,
+            actor: row.text("actor")?,
+            resource_id: row.text("resource_id")?,
+            resource_type: row.text("resource_type")?,
+            resource_name: row.text("resource_name")?,
+            details: row.text("details")?,
+            prev_hash: row.text("prev_hash")?,
+            hash: row.text("hash")?,
+        })
+    }
+}
+
+/// A workspace's chain head: how many events it has and the last hash.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub workspace_id: String,
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl FromRow for Head {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(Head {
+            workspace_id: row.text("id")?,
+            seq: row.int("audit_seq")?,
+            hash: row.text("audit_head")?,
+        })
+    }
+}
+
+/// Takes the workspace row lock that every append takes, but early (see
+/// `db::Change`).
+pub async fn lock_workspace(tx: &mut Tx, workspace_id: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE workspaces SET audit_seq = audit_seq WHERE id = $1",
+        args![workspace_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reserves `n` sequence numbers; returns the head before them. The
+/// UPDATE takes the row lock before the head is read.
+pub async fn reserve(tx: &mut Tx, workspace_id: &str, n: i64) -> Result<Head> {
+    let mut head: Head = tx
+        .fetch_one(
+            "UPDATE workspaces SET audit_seq = audit_seq + $1 WHERE id = $2
+             RETURNING id, audit_seq, audit_head",
+            args![n, workspace_id],
+        )
+        .await?;
+    head.seq -= n;
+    Ok(head)
+}
+
+pub async fn set_head(tx: &mut Tx, workspace_id: &str, hash: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE workspaces SET audit_head = $1 WHERE id = $2",
+        args![hash, workspace_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts chained events in multi-row statements.
+pub async fn insert(tx: &mut Tx, events: &[StoredEvent]) -> Result<()> {
+    const COLUMNS: usize = 12;
+    for chunk in events.chunks(rows_per_statement(COLUMNS)) {
+        let sql = format!(
+            "INSERT INTO audit_events ({STORED_COLUMNS}) VALUES {}",
+            values_rows(chunk.len(), COLUMNS)
+        );
+        let mut binds: Vec<Arg<'_>> = Vec::with_capacity(chunk.len() * COLUMNS);
+        for e in chunk {
+            binds.extend([
+                e.workspace_id.to_arg(),
+                e.seq.to_arg(),
+                e.id.to_arg(),
+                e.occurred_at.to_arg(),
+                e.event_type.to_arg(),
+                e.actor.to_arg(),
+                e.resource_id.to_arg(),
+                e.resource_type.to_arg(),
+                e.resource_name.to_arg(),
+                e.details.to_arg(),
+                e.prev_hash.to_arg(),
+                e.hash.to_arg(),
+            ]);
+        }
+        tx.execute(&sql, &binds).await?;
+    }
+    Ok(())
+}
+
+/// Which events a query of the trail selects.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub start_time: Option<i64>,
+    pub end_time: Option<i64>,
+    pub resource_id: Option<String>,
+    pub resource_type: Option<String>,
+    /// An actor of `public-api-token/<id>` also selects that token's
+    /// revocation: "what did this token do, and when did it stop".
+    pub actor: Option<String>,
+    /// Only events with a sequence number below this (newest-first paging).
+    pub before_seq: Option<i64>,
+}
+
+/// The WHERE clause of a filter (without `before_seq`) and its arguments.
+fn filter_sql<'a>(workspace_id: &'a WorkspaceId, filter: &'a Filter) -> (String, Vec<Arg<'a>>) {
+    let mut clauses = vec!["workspace_id = $1".to_string()];
+    let mut binds = vec![workspace_id.to_arg()];
+    let mut push = |clause: &str, value: Arg<'a>, binds: &mut Vec<Arg<'a>>| {
+        binds.push(value);
+        clauses.push(clause.replace('?', &format!("${}", binds.len())));
+    };
+    if let Some(t) = &filter.start_time {
+        push("occurred_at >= ?", t.to_arg(), &mut binds);
+    }
+    if let Some(t) = &filter.end_time {
+        push("occurred_at <= ?", t.to_arg(), &mut binds);
+    }
+    if let Some(r) = &filter.resource_id {
+        push("resource_id = ?", r.to_arg(), &mut binds);
+    }
+    if let Some(r) = &filter.resource_type {
+        push("resource_type = ?", r.to_arg(), &mut binds);
+    }
+    if let Some(actor) = &filter.actor {
+        match actor.strip_prefix(crate::audit::TOKEN_ACTOR_PREFIX) {
+            Some(token_id) => {
+                binds.push(actor.to_arg());
+                let a = binds.len();
+                binds.push(token_id.to_arg());
+                let t = binds.len();
+                clauses.push(format!(
+                    "(actor = ${a} OR (type = 'Token Revoked' AND resource_type = 'token' AND resource_id = ${t}))"
+                ));
+            }
+            None => push("actor = ?", actor.to_arg(), &mut binds),
+        }
+    }
+    (clauses.join(" AND "), binds)
+}
+
+/// Newest first: up to `limit` events below `filter.before_seq`, and the
+/// number of events matching the filter in all.
+pub async fn list(
+    db: &Db,
+    workspace_id: &WorkspaceId,
+    filter: &Filter,
+    limit: i64,
+) -> Result<(Vec<AuditEvent>, i64)> {
+    let (where_sql, binds) = filter_sql(workspace_id, filter);
+    let Count(total) = db
+        .fetch_one(
+            &format!("SELECT COUNT(*) AS n FROM audit_events WHERE {where_sql}"),
+            &binds,
+        )
+        .await?;
+    let mut page_where = where_sql;
+    let mut page_binds = binds;
+    if let Some(seq) = &filter.before_seq {
+        page_binds.push(seq.to_arg());
+        page_where.push_str(&format!(" AND seq < ${}", page_binds.len()));
+    }
+    page_binds.push(Arg::Int(limit));
+    let events = db
+        .fetch_all(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM audit_events WHERE {page_where}
+                 ORDER BY seq DESC LIMIT ${}",
+                page_binds.len()
+            ),
+            &page_binds,
+        )
+        .await?;
+    Ok((events, total))
+}
+
+#[derive(Debug)]
+struct Seq(i64);
+
+impl FromRow for Seq {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(Seq(row.int("seq")?))
+    }
+}
+
+/// The sequence numbers of up to `limit` matching events at or above
+/// `from_seq`, oldest first: what lies just before a newest-first page, so
+/// that a "previous" cursor can be computed. Ignores `filter.before_seq`.
+pub async fn seqs_from(
+    db: &Db,
+    workspace_id: &WorkspaceId,
+    filter: &Filter,
+    from_seq: i64,
+    limit: i64,
+) -> Result<Vec<i64>> {
+    let (where_sql, mut binds) = filter_sql(workspace_id, filter);
+    binds.push(Arg::Int(from_seq));
+    let from = binds.len();
+    binds.push(Arg::Int(limit));
+    let sql = format!(
+        "SELECT seq FROM audit_events WHERE {where_sql} AND seq >= ${from}
+         ORDER BY seq LIMIT ${}",
+        binds.len()
+    );
+    let seqs: Vec<Seq> = db.fetch_all(&sql, &binds).await?;
+    Ok(seqs.into_iter().map(|Seq(s)| s).collect())
+}
+
+/// The last `limit` things an actor did, newest first.
+pub async fn recent_by_actor(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    actor: &str,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    conn.into()
+        .fetch_all(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM audit_events WHERE workspace_id = $1 AND actor = $2
+                 ORDER BY seq DESC LIMIT $3"
+            ),
+            args![workspace_id, actor, limit],
+        )
+        .await
+}
+
+/// Every workspace's chain head.
+pub async fn heads(db: &Db) -> Result<Vec<Head>> {
+    db.fetch_all(
+        "SELECT id, audit_seq, audit_head FROM workspaces ORDER BY id",
+        args![],
+    )
+    .await
+}
+
+/// Up to `limit` stored events of a workspace after `after_seq`, in order.
+pub async fn chain(
+    db: &Db,
+    workspace_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    db.fetch_all(
+        &format!(
+            "SELECT {STORED_COLUMNS} FROM audit_events WHERE workspace_id = $1 AND seq > $2
+             ORDER BY seq LIMIT $3"
+        ),
+        args![workspace_id, after_seq, limit],
+    )
+    .await
+}

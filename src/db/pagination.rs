@@ -1,0 +1,117 @@
+//! Keyset pages of a workspace's rows in creation order, for every table
+//! with `(workspace_id, created_at, id)`. A position is the key of the last
+//! row seen, so rows inserted while a client pages cause neither duplicates
+//! nor gaps.
+
+use super::{Conn, Count, FromRow, Result, Row};
+use crate::args;
+
+/// Where a page starts: after the row with this key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub created_at: i64,
+    pub id: String,
+}
+
+/// A row that has a keyset position.
+pub trait Keyed {
+    fn position(&self) -> Position;
+}
+
+#[derive(Debug, Clone)]
+pub struct PageQuery {
+    pub count: i64,
+    /// None: the first page.
+    pub after: Option<Position>,
+}
+
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The position after this page's last row, if more rows follow.
+    pub next: Option<Position>,
+    /// For every page but the first: where the page before it starts (None
+    /// when that is the first page).
+    pub previous: Option<Option<Position>>,
+    /// Rows of the workspace in all.
+    pub total: i64,
+}
+
+#[derive(Debug)]
+struct Key {
+    created_at: i64,
+    id: String,
+}
+
+impl FromRow for Key {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(Key {
+            created_at: row.int("created_at")?,
+            id: row.text("id")?,
+        })
+    }
+}
+
+/// One page of `table`'s rows of `workspace_id`. `columns` must include
+/// `created_at` and `id`.
+pub async fn page<T: FromRow + Keyed>(
+    conn: impl Into<Conn<'_>>,
+    table: &str,
+    columns: &str,
+    workspace_id: &str,
+    query: &PageQuery,
+) -> Result<Page<T>> {
+    let mut conn = conn.into();
+    let (after_created, after_id) = match &query.after {
+        Some(p) => (p.created_at, p.id.as_str()),
+        None => (i64::MIN, ""),
+    };
+    let mut items: Vec<T> = conn
+        .fetch_all(
+            &format!(
+                "SELECT {columns} FROM {table}
+                 WHERE workspace_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
+                 ORDER BY created_at, id LIMIT $4"
+            ),
+            args![workspace_id, after_created, after_id, query.count + 1],
+        )
+        .await?;
+    let has_next = items.len() as i64 > query.count;
+    items.truncate(query.count as usize);
+    let next = if has_next {
+        items.last().map(Keyed::position)
+    } else {
+        None
+    };
+    let previous = match &query.after {
+        None => None,
+        Some(_) => {
+            let back: Vec<Key> = conn
+                .fetch_all(
+                    &format!(
+                        "SELECT created_at, id FROM {table}
+                         WHERE workspace_id = $1 AND (created_at < $2 OR (created_at = $2 AND id <= $3))
+                         ORDER BY created_at DESC, id DESC LIMIT $4"
+                    ),
+                    args![workspace_id, after_created, after_id, query.count + 1],
+                )
+                .await?;
+            Some(back.get(query.count as usize).map(|k| Position {
+                created_at: k.created_at,
+                id: k.id.clone(),
+            }))
+        }
+    };
+    let Count(total) = conn
+        .fetch_one(
+            &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1"),
+            args![workspace_id],
+        )
+        .await?;
+    Ok(Page {
+        items,
+        next,
+        previous,
+        total,
+    })
+}

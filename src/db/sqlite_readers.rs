@@ -1,0 +1,146 @@
+//! SQLite read connections, answered on the calling thread.
+//!
+//! sqlx runs each SQLite connection on a thread of its own, so every
+//! statement costs two thread hand-offs, and it pings the connection again
+//! each time it returns to its pool. A point read by primary key costs
+//! about 5 µs inside SQLite; through sqlx it cost ten times that and queued
+//! behind every write. Reads therefore run synchronously on connections of
+//! their own, beside sqlx's single writer; WAL lets them read while it
+//! writes (docs/BENCHMARKS.md has the measurements).
+//!
+//! Freshness: a WAL reader sees the database as of the start of its read
+//! transaction, and a connection stays in that transaction while any of its
+//! statements is still stepping. A connection handed back with a statement
+//! left busy, or inside an explicit transaction, would answer every later
+//! read from that old snapshot, revocations included. So every connection
+//! is checked on its way back and dropped unless it is idle (autocommit, no
+//! busy statement): each read starts a new read transaction and sees every
+//! transaction committed before it, by this process or any other.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::error::{Error, Result};
+use super::row::{Arg, FromRow};
+
+/// Idle connections kept for reuse; more may be open at once under load.
+const MAX_IDLE: usize = 8;
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
+#[derive(Debug)]
+pub struct SqliteReaders {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+impl SqliteReaders {
+    /// Opens one connection now, so that a file that cannot be read is
+    /// reported at start-up.
+    pub fn open(path: &Path) -> Result<SqliteReaders> {
+        let readers = SqliteReaders {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+        };
+        let first = readers.connect()?;
+        readers.idle.lock().expect("readers lock").push(first);
+        Ok(readers)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    /// Runs `read` on an idle connection, and hands the connection back
+    /// only if the read left it idle (see the module comment).
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let pooled = self.idle.lock().expect("readers lock").pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let result = read(&conn);
+        if conn.is_autocommit() && !conn.is_busy() {
+            let mut idle = self.idle.lock().expect("readers lock");
+            if idle.len() < MAX_IDLE && !self.closed.load(Ordering::Acquire) {
+                idle.push(conn);
+            }
+        } else {
+            tracing::error!("a SQLite read connection was left inside a read transaction; dropped");
+        }
+        result
+    }
+
+    pub fn fetch_all<T: FromRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            bind(&mut statement, args)?;
+            let mut rows = statement.raw_query();
+            let mut found = Vec::new();
+            while let Some(row) = rows.next()? {
+                found.push(T::from_row(row)?);
+            }
+            Ok(found)
+        })
+    }
+
+    pub fn fetch_optional<T: FromRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            bind(&mut statement, args)?;
+            let mut rows = statement.raw_query();
+            match rows.next()? {
+                Some(row) => Ok(Some(T::from_row(row)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// Closes every idle connection and refuses new reads: after this the
+    /// files are no longer held open by the readers.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle.lock().expect("readers lock").clear();
+    }
+}
+
+/// Binds `$N` parameters by their number, as sqlx does; SQLite numbers
+/// parameters by first appearance, which is not always N.
+fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: &[Arg<'_>]) -> Result<()> {
+    for index in 1..=statement.parameter_count() {
+        let number = match statement.parameter_name(index) {
+            Some(name) => name
+                .trim_start_matches(['$', '?'])
+                .parse::<usize>()
+                .map_err(|_| Error::decode(name, "parameters are written $1, $2, …"))?,
+            None => index,
+        };
+        let arg = args
+            .get(number.wrapping_sub(1))
+            .ok_or_else(|| Error::decode(&format!("${number}"), "no argument for it"))?;
+        match *arg {
+            Arg::Text(s) => statement.raw_bind_parameter(index, s)?,
+            Arg::Int(i) => statement.raw_bind_parameter(index, i)?,
+            Arg::NullText | Arg::NullInt => {
+                statement.raw_bind_parameter(index, rusqlite::types::Null)?
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,194 @@
+//! `tokens`: Public API tokens, stored as the SHA-256 of their plaintext
+//! and a short hint, never the plaintext itself.
+
+use super::pagination::{self, Keyed, Page, PageQuery, Position};
+use super::{placeholders, Backend, Conn, Db, FromRow, Result, Row, Text, ToArg, Tx, MAX_BINDS};
+use crate::args;
+use crate::domain::{Name, Role, TokenHash, TokenId, WorkspaceId};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Token {
+    pub id: TokenId,
+    #[serde(skip)]
+    pub workspace_id: WorkspaceId,
+    #[schema(value_type = String)]
+    pub name: Name,
+    pub role: Role,
+    #[serde(skip)]
+    pub token_hash: TokenHash,
+    /// The token's last four characters, to tell tokens apart.
+    pub hint: String,
+    pub created_at: Timestamp,
+    /// The actor that minted it (`public-api-token/<id>`, `cli`, …).
+    pub created_by: String,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_reason: Option<String>,
+}
+
+const COLUMNS: &str = "id, workspace_id, name, role, token_hash, hint, created_at, created_by, \
+     last_used_at, revoked_at, revoked_reason";
+
+impl FromRow for Token {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(Token {
+            id: row.parse("id")?,
+            workspace_id: row.parse("workspace_id")?,
+            name: row.parse("name")?,
+            role: row.parse("role")?,
+            token_hash: row.parse("token_hash")?,
+            hint: row.text("hint")?,
+            created_at: row.time("created_at")?,
+            created_by: row.text("created_by")?,
+            last_used_at: row.opt_time("last_used_at")?,
+            revoked_at: row.opt_time("revoked_at")?,
+            revoked_reason: row.opt_text("revoked_reason")?,
+        })
+    }
+}
+
+impl Keyed for Token {
+    fn position(&self) -> Position {
+        Position {
+            created_at: self.created_at.micros(),
+            id: self.id.to_string(),
+        }
+    }
+}
+
+impl Token {
+    pub fn is_revoked(&self) -> bool {
+        self.revoked_at.is_some()
+    }
+}
+
+pub async fn find(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    id: &TokenId,
+) -> Result<Option<Token>> {
+    conn.into()
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM tokens WHERE id = $1 AND workspace_id = $2"),
+            args![id, workspace_id],
+        )
+        .await
+}
+
+/// The token with this hash, revoked or not: every authenticated request.
+pub async fn find_by_hash(db: &Db, hash: &TokenHash) -> Result<Option<Token>> {
+    db.fetch_optional(
+        &format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1"),
+        args![hash],
+    )
+    .await
+}
+
+/// The tokens, revoked ones included, whose hash is in `hashes`: one query
+/// for any number of hashes. They travel as one JSON array parameter, which
+/// drives the join with one index probe per hash (an IN list of one
+/// parameter per hash made SQLite look each parameter up by name).
+pub async fn find_by_hashes(db: &Db, hashes: &[&TokenHash]) -> Result<Vec<Token>> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = match db.backend() {
+        // CROSS JOIN is how SQLite is told the loop order; `IN (SELECT …)`
+        // first copied the array into a temporary b-tree.
+        Backend::Sqlite => &*SQLITE_BY_HASHES,
+        Backend::Postgres => &*POSTGRES_BY_HASHES,
+    };
+    let hashes = serde_json::to_string(&hashes).map_err(|e| super::Error::decode("hashes", e))?;
+    db.fetch_all(sql, args![hashes]).await
+}
+
+/// `COLUMNS` of the `tokens AS t` side of a join.
+fn joined_columns() -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("t.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+static SQLITE_BY_HASHES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM json_each($1) AS j CROSS JOIN tokens AS t ON t.token_hash = j.value",
+        joined_columns()
+    )
+});
+static POSTGRES_BY_HASHES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM json_array_elements_text($1::json) AS j(hash)
+         JOIN tokens AS t ON t.token_hash = j.hash",
+        joined_columns()
+    )
+});
+
+pub async fn page(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    query: &PageQuery,
+) -> Result<Page<Token>> {
+    pagination::page(conn, "tokens", COLUMNS, workspace_id.as_str(), query).await
+}
+
+pub async fn insert(tx: &mut Tx, token: &Token) -> Result<()> {
+    tx.execute(
+        "INSERT INTO tokens (id, workspace_id, name, role, token_hash, hint, created_at, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        args![
+            token.id,
+            token.workspace_id,
+            token.name,
+            token.role,
+            token.token_hash,
+            token.hint,
+            token.created_at,
+            token.created_by
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks the still-active tokens among `ids` revoked; returns the ids this
+/// call revoked (a concurrent revocation of the same token makes it skip
+/// that token).
+pub async fn revoke(
+    tx: &mut Tx,
+    ids: &[&TokenId],
+    reason: &str,
+    at: Timestamp,
+) -> Result<Vec<TokenId>> {
+    let mut revoked = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(MAX_BINDS - 2) {
+        let sql = format!(
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2
+             WHERE revoked_at IS NULL AND id IN ({}) RETURNING id AS value",
+            placeholders(3, chunk.len())
+        );
+        let mut binds = vec![at.to_arg(), reason.to_arg()];
+        binds.extend(chunk.iter().map(|id| id.to_arg()));
+        let rows: Vec<Text> = tx.fetch_all(&sql, &binds).await?;
+        for Text(id) in rows {
+            revoked
+                .push(crate::domain::Parse::parse(&id).map_err(|e| super::Error::decode("id", e))?);
+        }
+    }
+    Ok(revoked)
+}
+
+/// Records that a token was last used at `at`, unless a later use is
+/// already recorded.
+pub async fn set_last_used(db: &Db, id: &str, at: i64) -> Result<()> {
+    db.execute(
+        "UPDATE tokens SET last_used_at = $1
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        args![at, id],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! Typed resource ids: a source id cannot be passed where a token id is
+//! expected. Ids are opaque base62 (`crate::id::new_id`); one that could not
+//! have been issued parses as an error, which the API answers with 404.
+
+use serde::Serialize;
+
+use super::Parse;
+
+/// Longest id accepted; issued ids are 24 characters.
+const MAX_ID: usize = 64;
+
+macro_rules! id_type {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+        #[serde(transparent)]
+        #[schema(value_type = String)]
+        pub struct $name(String);
+
+        impl $name {
+            /// A new random id.
+            pub fn generate() -> $name {
+                $name(crate::id::new_id())
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Parse for $name {
+            fn parse(text: &str) -> Result<$name, String> {
+                let ok = !text.is_empty()
+                    && text.len() <= MAX_ID
+                    && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if ok {
+                    Ok($name(text.to_string()))
+                } else {
+                    Err("is not an id this API issued".to_string())
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl crate::db::ToArg for $name {
+            fn to_arg(&self) -> crate::db::Arg<'_> {
+                crate::db::Arg::Text(&self.0)
+            }
+        }
+    )*};
+}
+
+id_type! {
+    WorkspaceId;
+    UserId;
+    TokenId;
+    SourceId;
+    DestinationId;
+    AuditEventId;
+    AlertId;
+}

@@ -1,0 +1,226 @@
+//! Text values with rules: names, slugs, email addresses, token hashes.
+
+use serde::Serialize;
+
+use super::Parse;
+
+/// Longest name, in characters.
+pub const MAX_NAME: usize = 200;
+
+/// Trimmed, non-empty, at most `max` characters, no control characters.
+fn plain_text(text: &str, max: usize) -> Result<&str, String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        Err("must not be empty".into())
+    } else if trimmed.chars().count() > max {
+        Err(format!("must be at most {max} characters"))
+    } else if trimmed.chars().any(char::is_control) {
+        Err("must not contain control characters".into())
+    } else {
+        Ok(trimmed)
+    }
+}
+
+macro_rules! text_type {
+    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl crate::db::ToArg for $name {
+            fn to_arg(&self) -> crate::db::Arg<'_> {
+                crate::db::Arg::Text(&self.0)
+            }
+        }
+    )*};
+}
+
+text_type! {
+    /// A display name: of a workspace, a user, a token, a source.
+    Name;
+    /// Lower-case letters, digits, `-` and `_`, starting with a letter or
+    /// digit: a name that can go in a URL.
+    Slug;
+    /// An email address, lower-cased.
+    Email;
+    /// The SHA-256 of a token's plaintext, as 64 lower-case hex digits: all
+    /// that is stored of a token.
+    TokenHash;
+}
+
+impl Parse for Name {
+    fn parse(text: &str) -> Result<Name, String> {
+        plain_text(text, MAX_NAME).map(|t| Name(t.to_string()))
+    }
+}
+
+impl Name {
+    /// `base` with `suffix` appended, shortened to fit.
+    pub fn with_suffix(&self, suffix: &str) -> Name {
+        let keep = MAX_NAME.saturating_sub(suffix.chars().count());
+        let mut name: String = self.0.chars().take(keep).collect();
+        name.push_str(suffix);
+        Name(name)
+    }
+}
+
+impl Parse for Slug {
+    fn parse(text: &str) -> Result<Slug, String> {
+        let value = plain_text(text, 100)?;
+        let ok = value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            && value.as_bytes()[0].is_ascii_alphanumeric();
+        if ok {
+            Ok(Slug(value.to_string()))
+        } else {
+            Err(
+                "must be lower-case letters, digits, '-' or '_', starting with a letter or digit"
+                    .into(),
+            )
+        }
+    }
+}
+
+impl Slug {
+    /// A slug made from any name: lower-cased, runs of other characters
+    /// turned into one `-`; "workspace" when nothing is left.
+    pub fn from_name(name: &str) -> Slug {
+        let mut slug = String::new();
+        for c in name.chars().flat_map(char::to_lowercase) {
+            if c.is_ascii_alphanumeric() {
+                slug.push(c);
+            } else if !slug.ends_with('-') && !slug.is_empty() {
+                slug.push('-');
+            }
+        }
+        let slug = slug.trim_end_matches('-');
+        if slug.is_empty() {
+            Slug("workspace".into())
+        } else {
+            Slug(slug.chars().take(60).collect())
+        }
+    }
+
+    /// A slug is always a valid name: the default name of what it names.
+    pub fn to_name(&self) -> Name {
+        Name(self.0.clone())
+    }
+
+    /// This slug with `-suffix`, for when the slug is taken.
+    pub fn with_suffix(&self, suffix: &str) -> Slug {
+        Slug(format!("{}-{suffix}", self.0))
+    }
+}
+
+impl Parse for Email {
+    fn parse(text: &str) -> Result<Email, String> {
+        let value = plain_text(text, 254)?;
+        let address: lettre::Address = value
+            .parse()
+            .map_err(|_| "must be an email address".to_string())?;
+        Ok(Email(address.to_string().to_ascii_lowercase()))
+    }
+}
+
+impl Email {
+    /// The part before the `@`.
+    pub fn local_part(&self) -> &str {
+        self.0.split('@').next().unwrap_or("")
+    }
+
+    /// The name of a user who gave none: the local part (or, if that is
+    /// blank, the address), which never holds a control character.
+    pub fn default_name(&self) -> Name {
+        let local = self.local_part().trim();
+        let base = if local.is_empty() {
+            self.0.as_str()
+        } else {
+            local
+        };
+        Name(base.chars().take(MAX_NAME).collect())
+    }
+}
+
+impl Parse for TokenHash {
+    fn parse(text: &str) -> Result<TokenHash, String> {
+        if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(TokenHash(text.to_string()))
+        } else {
+            Err("must be 64 lower-case hex digits".into())
+        }
+    }
+}
+
+impl TokenHash {
+    /// The hash of a token's plaintext (`crate::token`).
+    pub fn of(plaintext: &str) -> TokenHash {
+        TokenHash(crate::token::sha256_hex(plaintext.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_refuse_control_characters() {
+        assert_eq!(Name::parse("  Acme ").unwrap().as_str(), "Acme");
+        assert!(Name::parse("a\u{7}b").is_err());
+        assert!(Name::parse("   ").is_err());
+        assert!(Name::parse(&"x".repeat(MAX_NAME + 1)).is_err());
+        assert_eq!(
+            Name::parse(&"x".repeat(MAX_NAME))
+                .unwrap()
+                .with_suffix(" (2)")
+                .as_str()
+                .chars()
+                .count(),
+            MAX_NAME
+        );
+    }
+
+    #[test]
+    fn slugs() {
+        assert!(Slug::parse("web-site_2").is_ok());
+        assert!(Slug::parse("-web").is_err());
+        assert!(Slug::parse("Web").is_err());
+        assert_eq!(Slug::from_name("Acme Inc.").as_str(), "acme-inc");
+        assert_eq!(Slug::from_name("  ***  ").as_str(), "workspace");
+    }
+
+    #[test]
+    fn emails_are_lower_cased() {
+        assert_eq!(
+            Email::parse(" Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
+        assert!(Email::parse("alice").is_err());
+    }
+
+    #[test]
+    fn token_hashes() {
+        let hash = TokenHash::of("sgp_x");
+        assert_eq!(TokenHash::parse(hash.as_str()), Ok(hash));
+        assert!(TokenHash::parse("ABC").is_err());
+    }
+}
