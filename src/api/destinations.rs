@@ -35,6 +35,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// A destination as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Destination)]
 pub struct DestinationView {
     pub id: DestinationId,
     #[schema(value_type = String)]

@@ -40,6 +40,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// A source as the API shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Source)]
 pub struct SourceView {
     pub id: SourceId,
     /// Unique in the workspace.

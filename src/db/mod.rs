@@ -112,6 +112,7 @@ impl Db {
             // before every acquire is one more round trip to the
             // connection's thread for each statement.
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(writer_is_idle(conn)))
             .connect_with(options)
             .await
             .map_err(|e| explain_sqlite_open_error(e, file.as_deref()))?;
@@ -423,6 +424,39 @@ impl Conn<'_> {
 
 fn rows<R: Row, T: FromRow>(rows: Vec<R>) -> Result<Vec<T>> {
     rows.iter().map(T::from_row).collect()
+}
+
+/// Whether the writer connection may go back to the pool: it must be outside
+/// any transaction, by sqlx's count and by SQLite's own flag.
+///
+/// sqlx 0.8.6 loses count when a COMMIT fails after SQLite has rolled the
+/// transaction back itself (a full disk, an I/O error): it keeps counting
+/// one open transaction, so the next BEGIN becomes a SAVEPOINT, and a
+/// failed RELEASE of that leaves a real transaction open for good. Every
+/// later write, revocations included, then commits into that transaction
+/// only: invisible to every other connection and process, and lost on
+/// restart. A connection in that state is closed instead (which rolls back
+/// whatever it holds) and the pool opens a fresh one.
+async fn writer_is_idle(
+    conn: &mut sqlx::SqliteConnection,
+) -> std::result::Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    // Runs the rollback that a dropped transaction queued.
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("the SQLite writer was handed back inside a transaction; reopening it");
+        return Ok(false);
+    }
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is locked for this call and valid while it is.
+    let autocommit =
+        unsafe { rusqlite::ffi::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) } != 0;
+    if !autocommit {
+        tracing::warn!(
+            "the SQLite writer holds a transaction that sqlx lost count of; reopening it"
+        );
+    }
+    Ok(autocommit)
 }
 
 /// SQLite says only "unable to open database file" when the file or its

@@ -9,6 +9,7 @@ use crate::time::Timestamp;
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = TokenView)]
 pub struct Token {
     pub id: TokenId,
     #[serde(skip)]

@@ -415,7 +415,7 @@ async fn event_id(app: &TestApp, workspace_id: &str, seq: i64) -> String {
     sqlx::query("SELECT id FROM audit_events WHERE workspace_id = $1 AND seq = $2")
         .bind(workspace_id)
         .bind(seq)
-        .fetch_one(app.db.pool())
+        .fetch_one(&app.raw)
         .await
         .unwrap()
         .get(0)
@@ -423,7 +423,7 @@ async fn event_id(app: &TestApp, workspace_id: &str, seq: i64) -> String {
 
 async fn execute(app: &TestApp, sql: &str) -> Result<u64, sqlx::Error> {
     sqlx::query(sql)
-        .execute(app.db.pool())
+        .execute(&app.raw)
         .await
         .map(|r| r.rows_affected())
 }

@@ -234,12 +234,12 @@ impl Sandbox {
         let url = self.database_url();
         runtime().block_on(async {
             use sqlx::Row;
-            let db = leakguard::db::Db::connect(&url).await.unwrap();
+            let db = crate::support::raw_pool(&url).await;
             let mut query = sqlx::query(sql);
             for b in bind {
                 query = query.bind(*b);
             }
-            let n: i64 = query.fetch_one(db.pool()).await.unwrap().get(0);
+            let n: i64 = query.fetch_one(&db).await.unwrap().get(0);
             db.close().await;
             n
         })
@@ -1282,10 +1282,10 @@ fn no_issued_token_appears_anywhere_but_in_its_creating_answer() {
 fn postgres_rows_as_text(url: &str) -> Vec<u8> {
     runtime().block_on(async {
         use sqlx::Row;
-        let db = leakguard::db::Db::connect(url).await.unwrap();
+        let db = crate::support::raw_pool(url).await;
         let tables: Vec<String> =
             sqlx::query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-                .fetch_all(db.pool())
+                .fetch_all(&db)
                 .await
                 .unwrap()
                 .iter()
@@ -1294,7 +1294,7 @@ fn postgres_rows_as_text(url: &str) -> Vec<u8> {
         let mut out = Vec::new();
         for table in tables {
             for row in sqlx::query(&format!("SELECT t::text FROM {table} t"))
-                .fetch_all(db.pool())
+                .fetch_all(&db)
                 .await
                 .unwrap()
             {

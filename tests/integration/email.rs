@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use leakguard::config::Settings;
+use leakguard::db::outbox;
 use leakguard::db::Db;
 use leakguard::metrics::Metrics;
-use leakguard::notify::outbox;
 use leakguard::notify::transport::Transport;
 use leakguard::notify::worker::Worker;
 use serde_json::{json, Value};
@@ -57,9 +57,9 @@ async fn add_user(app: &TestApp, token: &str, email: &str, name: &str, role: &st
 }
 
 /// The first column of every row, as text.
-async fn strings(db: &Db, sql: &str) -> Vec<String> {
+async fn strings(db: &sqlx::AnyPool, sql: &str) -> Vec<String> {
     sqlx::query(sql)
-        .fetch_all(db.pool())
+        .fetch_all(db)
         .await
         .unwrap()
         .iter()
@@ -138,16 +138,16 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         BTreeSet::from(["alice@example.com", "bob@example.com"])
     );
 
-    let alert_id = &strings(&app.db, "SELECT id FROM alerts").await[0];
+    let alert_id = &strings(&app.raw, "SELECT id FROM alerts").await[0];
     let alert_time = leakguard::time::format_micros(
         sqlx::query("SELECT received_at FROM alerts")
-            .fetch_one(app.db.pool())
+            .fetch_one(&app.raw)
             .await
             .unwrap()
             .get(0),
     );
     let alice_id = &strings(
-        &app.db,
+        &app.raw,
         "SELECT id FROM users WHERE email = 'alice@example.com'",
     )
     .await[0];
@@ -552,7 +552,7 @@ async fn a_graceful_stop_releases_what_the_worker_holds() {
     smtp.restart().await;
     smtp.hold(false);
 
-    let db = Db::connect(&settings["DATABASE_URL"]).await.unwrap();
+    let db = crate::support::raw_pool(&settings["DATABASE_URL"]).await;
     let state = strings(
         &db,
         "SELECT CASE WHEN sent_at IS NOT NULL THEN 'sent'

@@ -478,7 +478,7 @@ async fn a_slow_mail_server_is_retried_and_each_message_arrives_once() {
         "two timed-out attempts, the message still queued"
     );
     let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
-        .fetch_one(app.db.pool())
+        .fetch_one(&app.raw)
         .await
         .unwrap();
     assert!(error.contains("timeout"), "{error}");
@@ -503,7 +503,7 @@ async fn a_slow_mail_server_is_retried_and_each_message_arrives_once() {
         2
     );
     let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM outbox ORDER BY created_at")
-        .fetch_all(app.db.pool())
+        .fetch_all(&app.raw)
         .await
         .unwrap();
     assert!(attempts[0] >= 3, "{attempts:?}");
@@ -810,9 +810,9 @@ fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
     let expected: BTreeSet<String> = {
         let url = sb.database_url();
         crate::binary::runtime().block_on(async {
-            let db = leakguard::db::Db::connect(&url).await.unwrap();
+            let db = crate::support::raw_pool(&url).await;
             let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
-                .fetch_all(db.pool())
+                .fetch_all(&db)
                 .await
                 .unwrap();
             db.close().await;

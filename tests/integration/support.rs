@@ -11,9 +11,11 @@ use std::sync::{Arc, Mutex};
 
 use leakguard::config::Settings;
 use leakguard::db::Db;
+use leakguard::domain::Parse;
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
-use leakguard::startup::{AppState, Application};
+use leakguard::startup::Application;
+use leakguard::state::AppState;
 use serde_json::Value;
 
 pub const TEST_DB_ENV: &str = "LEAKGUARD_TEST_DATABASE_URL";
@@ -39,6 +41,18 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> String {
         }
         _ => format!("sqlite://{}", dir.join("leakguard.db").display()),
     }
+}
+
+/// The tests' own connection to a test database, for ad-hoc SQL. Apart
+/// from the server's: on SQLite it sees only what is committed, as another
+/// process would.
+pub async fn raw_pool(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(2)
+        .connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the test database: {e}"))
 }
 
 pub fn is_postgres() -> bool {
@@ -112,6 +126,8 @@ pub struct TestApp {
     pub address: String,
     pub db_url: String,
     pub db: Db,
+    /// For ad-hoc SQL in tests (`count`, `db_state`).
+    pub raw: sqlx::AnyPool,
     pub key: DevKey,
     pub keys: KeyServer,
     pub client: reqwest::Client,
@@ -172,10 +188,12 @@ impl TestApp {
         let state = app.state();
         let db = state.db.clone();
         let join = tokio::spawn(app.run_until_stopped());
+        let raw = raw_pool(&db_url).await;
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             db_url,
             db,
+            raw,
             key,
             keys,
             client: reqwest::Client::new(),
@@ -212,11 +230,15 @@ impl TestApp {
     }
 
     pub async fn workspace(&self, name: &str, owner_email: &str) -> Workspace {
-        let created = leakguard::api::workspace::create(&self.db, name, owner_email)
-            .await
-            .expect("workspace");
+        let created = leakguard::onboarding::create_workspace(
+            &self.db,
+            Parse::parse(name).expect("a valid workspace name"),
+            Parse::parse(owner_email).expect("a valid email address"),
+        )
+        .await
+        .expect("workspace");
         Workspace {
-            id: created.workspace.id,
+            id: created.workspace.id.to_string(),
             owner_token: created.token,
             owner_token_id: created.token_id,
             owner_email: owner_email.to_string(),
@@ -324,11 +346,7 @@ impl TestApp {
 
     pub async fn count(&self, sql: &str) -> i64 {
         use sqlx::Row;
-        sqlx::query(sql)
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap()
-            .get(0)
+        sqlx::query(sql).fetch_one(&self.raw).await.unwrap().get(0)
     }
 
     /// Waits until `sql` counts `n` (the outbox works asynchronously).
@@ -356,7 +374,7 @@ impl TestApp {
             "SELECT name FROM sqlite_master WHERE type = 'table'"
         };
         let tables: Vec<String> = sqlx::query(tables_sql)
-            .fetch_all(self.db.pool())
+            .fetch_all(&self.raw)
             .await
             .unwrap()
             .iter()
@@ -369,7 +387,7 @@ impl TestApp {
             state.insert(format!("rows in {table}"), n.to_string());
         }
         for row in sqlx::query("SELECT id, audit_seq, audit_head FROM workspaces")
-            .fetch_all(self.db.pool())
+            .fetch_all(&self.raw)
             .await
             .unwrap()
         {

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use leakguard::api::auth::Role;
-use leakguard::db::Db;
+use leakguard::db::{Arg, Db, ToArg};
+use leakguard::domain::{Email, Name, Parse, Role, WorkspaceId};
 use leakguard::notify::smtp_server::SmtpServer;
+use leakguard::onboarding::create_workspace;
 use leakguard::scanning::signature::{decode_signature, VerifyingKey};
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
@@ -241,9 +242,13 @@ async fn run(
     eprintln!("bench: {backend}: preparing workspaces and tokens");
     let db = Db::connect(database_url).await?;
     db.migrate().await?;
-    let revoking =
-        leakguard::api::workspace::create(&db, "Revoked", "owner@revoked.invalid").await?;
-    let mailed = leakguard::api::workspace::create(&db, "Mailed", "owner@mailed.invalid").await?;
+    let workspace = |name: &str, email: &str| {
+        let name = Name::parse(name).map_err(anyhow::Error::msg);
+        let email = Email::parse(email).map_err(anyhow::Error::msg);
+        async { create_workspace(&db, name?, email?).await }
+    };
+    let revoking = workspace("Revoked", "owner@revoked.invalid").await?;
+    let mailed = workspace("Mailed", "owner@mailed.invalid").await?;
     let to_revoke = mint(
         &db,
         &revoking.workspace.id,
@@ -455,39 +460,46 @@ fn alert_request(key: &DevKey, tokens: &[&str]) -> Vec<u8> {
 /// "Token Created" audit events that the API and the CLI write: the
 /// measured paths never read them, and one event and statement per token
 /// made this the longest step of the run.
-async fn mint(db: &Db, workspace_id: &str, n: usize) -> anyhow::Result<Vec<String>> {
+async fn mint(db: &Db, workspace_id: &WorkspaceId, n: usize) -> anyhow::Result<Vec<String>> {
     const COLUMNS: usize = 8;
     let secrets: Vec<PublicToken> = (0..n).map(|_| PublicToken::generate()).collect();
     let now = leakguard::time::now_micros();
     let per_statement = leakguard::db::rows_per_statement(COLUMNS);
     let mut tx = db.begin().await?;
     for (chunk_index, chunk) in secrets.chunks(per_statement).enumerate() {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "({})",
-                    leakguard::db::placeholders(i * COLUMNS + 1, COLUMNS)
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO tokens (id, workspace_id, name, role, token_hash, hint, created_at, created_by)
              VALUES {}",
-            rows.join(", ")
+            leakguard::db::values_rows(chunk.len(), COLUMNS)
         );
-        let mut query = sqlx::query(&sql);
-        for (i, secret) in chunk.iter().enumerate() {
-            query = query
-                .bind(leakguard::id::new_id())
-                .bind(workspace_id.to_string())
-                .bind(format!("bench {}", chunk_index * per_statement + i))
-                .bind(Role::Member.as_str())
-                .bind(secret.hash())
-                .bind(secret.hint().to_string())
-                .bind(now)
-                .bind(leakguard::audit::CLI_ACTOR);
+        let rows: Vec<[String; 6]> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, secret)| {
+                [
+                    leakguard::id::new_id(),
+                    format!("bench {}", chunk_index * per_statement + i),
+                    secret.hash().to_string(),
+                    secret.hint().to_string(),
+                    Role::Member.as_str().to_string(),
+                    leakguard::audit::CLI_ACTOR.to_string(),
+                ]
+            })
+            .collect();
+        let mut args: Vec<Arg<'_>> = Vec::with_capacity(rows.len() * COLUMNS);
+        for [id, name, hash, hint, role, actor] in &rows {
+            args.extend([
+                id.to_arg(),
+                workspace_id.to_arg(),
+                name.to_arg(),
+                role.to_arg(),
+                hash.to_arg(),
+                hint.to_arg(),
+                Arg::Int(now),
+                actor.to_arg(),
+            ]);
         }
-        query.execute(&mut *tx).await?;
+        tx.execute(&sql, &args).await?;
     }
     tx.commit().await?;
     Ok(secrets.iter().map(|s| s.expose().to_string()).collect())
