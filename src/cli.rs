@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db::{workspaces, Db};
-use crate::domain::{Email, Name, Parse, Role, WorkspaceId};
+use crate::domain::{Email, Name, Parse, Role, TokenId, WorkspaceId};
 use crate::scanning::simulate::{self, DevKey};
 use crate::startup::Application;
 
@@ -83,6 +83,15 @@ pub enum TokenCommand {
         name: Name,
         #[arg(long, default_value = "member", value_parser = domain::<Role>)]
         role: Role,
+    },
+    /// Revoke a token at once, without the API (when the owner token is
+    /// the one that leaked, say).
+    Revoke {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        /// The token's id (`GET /tokens`, or the id printed when it was made).
+        #[arg(long, value_parser = domain::<TokenId>)]
+        id: TokenId,
     },
 }
 
@@ -256,6 +265,35 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 "role": minted.token.role,
                 "hint": minted.token.hint,
             }));
+        }
+        Command::Token {
+            command: TokenCommand::Revoke { workspace, id },
+        } => {
+            let token = crate::db::tokens::find(&db, &workspace, &id)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no token {:?} in workspace {:?}",
+                        id.as_str(),
+                        workspace.as_str()
+                    )
+                })?;
+            let revoked = crate::revocation::revoke_one(
+                &db,
+                &token,
+                crate::audit::CLI_ACTOR.to_string(),
+                crate::revocation::REASON_OPERATOR,
+            )
+            .await?;
+            eprintln!(
+                "token {} {}",
+                id.as_str(),
+                if revoked {
+                    "revoked"
+                } else {
+                    "was already revoked"
+                }
+            );
         }
         Command::Outbox {
             command: OutboxCommand::List { dead },

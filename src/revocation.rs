@@ -19,6 +19,7 @@ use crate::time::{format_micros, Timestamp};
 
 pub const REASON_GITHUB: &str = "github_secret_scanning";
 pub const REASON_API: &str = "revoked_by_owner";
+pub const REASON_OPERATOR: &str = "revoked_by_operator";
 
 /// Where GitHub found a token.
 #[derive(Debug, Clone)]
@@ -44,16 +45,21 @@ fn revoked_event(token: &Token, actor: String, details: serde_json::Value) -> Ne
     }
 }
 
-/// Revocation by an owner through the API. False when it was already
-/// revoked; then nothing changes.
-pub async fn revoke_by_owner(db: &Db, token: &Token, actor: String) -> db::Result<bool> {
+/// Revokes one token (an owner through the API, an operator through the
+/// CLI). False when it was already revoked; then nothing changes.
+pub async fn revoke_one(
+    db: &Db,
+    token: &Token,
+    actor: String,
+    reason: &'static str,
+) -> db::Result<bool> {
     let mut change = db.change(token.workspace_id.as_str()).await?;
     let at = Timestamp(change.at());
-    let revoked = db::tokens::revoke(&mut change, &[&token.id], REASON_API, at).await?;
+    let revoked = db::tokens::revoke(&mut change, &[&token.id], reason, at).await?;
     if revoked.is_empty() {
         return Ok(false);
     }
-    change.record(revoked_event(token, actor, json!({ "reason": REASON_API })));
+    change.record(revoked_event(token, actor, json!({ "reason": reason })));
     change.commit().await?;
     Ok(true)
 }

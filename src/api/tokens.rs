@@ -117,7 +117,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
     let token = find(&state, &caller, &path).await?;
-    if revocation::revoke_by_owner(&state.db, &token, caller.actor()).await? {
+    if revocation::revoke_one(&state.db, &token, caller.actor(), revocation::REASON_API).await? {
         state.metrics.tokens_revoked.inc();
     }
     Ok(super::deleted())

@@ -403,6 +403,15 @@ async fn postgres_outage_mid_stream(mode: &str) {
         sender.await.unwrap();
     }
     assert_eq!(readyz(&app).await.0, 200);
+    // After the restart, a revocation through the API is refused by the
+    // very next request too.
+    let (doomed, doomed_id) = app.mint(&ws, "doomed", "member").await;
+    assert_eq!(app.get("/", &doomed).await.status(), 200);
+    let res = app
+        .delete(&format!("/tokens/{doomed_id}"), &ws.owner_token)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.get("/", &doomed).await.status(), 401);
 
     let alerts = alerts.lock().unwrap().clone();
     let reads = reads.lock().unwrap().clone();
@@ -426,7 +435,7 @@ async fn postgres_outage_mid_stream(mode: &str) {
     assert_eq!(
         app.count("SELECT COUNT(*) FROM audit_events WHERE type = 'Token Revoked'")
             .await,
-        TOKENS as i64
+        TOKENS as i64 + 1
     );
     assert_nothing_half_applied(&app).await;
     assert_eq!(
@@ -601,6 +610,7 @@ async fn a_full_disk_gives_a_clear_503_and_a_failing_readyz_until_space_is_freed
     let app = TestApp::spawn_with(&[("DATABASE_URL", &disk.database_url())]).await;
     let ws = app.workspace("Acme", "alice@example.com").await;
     let (leaked, _) = app.mint(&ws, "leaked", "member").await;
+    let (unwanted, unwanted_id) = app.mint(&ws, "unwanted", "member").await;
     let source = |slug: &str| json!({ "slug": slug, "enabled": true, "metadataId": "kVr3mQ8cTn" });
     assert_eq!(
         app.post("/sources", &ws.owner_token, &source("before"))
@@ -640,6 +650,24 @@ async fn a_full_disk_gives_a_clear_503_and_a_failing_readyz_until_space_is_freed
     );
     assert_eq!(app.post_alert(body).await.status(), 200);
     assert_eq!(app.get("/", &leaked).await.status(), 401);
+    let res = app
+        .delete(&format!("/tokens/{unwanted_id}"), &ws.owner_token)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.get("/", &unwanted).await.status(), 401);
+    // Committed, not only visible to the server's own writer: the tests'
+    // connection, like another process, sees both revocations and the
+    // source made after the space was freed.
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NOT NULL")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM sources WHERE slug = 'after'")
+            .await,
+        1
+    );
     assert_nothing_half_applied(&app).await;
 }
 

@@ -12,6 +12,7 @@ mod bench;
 mod binary;
 mod email;
 mod faults;
+mod freshness;
 mod hostile_api;
 mod hostile_webhook;
 mod openapi;
