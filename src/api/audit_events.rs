@@ -2,22 +2,96 @@
 //! first, filtered, with cursor pagination. There is deliberately no way to
 //! change or remove an event through the API.
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use std::future::{ready, Ready};
 
-use super::auth::{Caller, Role};
+use actix_web::{web, FromRequest, HttpRequest};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use super::auth::{Caller, Owner};
+use super::doc::{Describe, OperationDoc};
 use super::error::{ApiError, FieldError};
-use super::pagination::{encode_cursor, PageRequest, Pagination, COUNT_KEYS, CURSOR_KEYS, START};
+use super::pagination::{
+    describe_pagination, encode_cursor, PageRequest, Pagination, COUNT_KEYS, CURSOR_KEYS, START,
+};
 use super::query::QueryParams;
-use super::Endpoint;
+use super::reply::Data;
+use super::route::Resource;
 use crate::audit::{Filter, RESOURCE_TYPES};
-use crate::db::audit_events;
+use crate::db::audit_events::{self, AuditEvent};
 use crate::state::AppState;
 use crate::time::parse_rfc3339_micros;
 
-pub fn endpoints() -> Vec<Endpoint> {
-    vec![Endpoint::new(Method::GET, "/audit-events", list)]
+pub fn resources() -> Vec<Resource> {
+    vec![Resource::new("/audit-events", "Audit Trail").get(
+        list,
+        OperationDoc::new("listAuditEvents", "The workspace's audit trail, newest first")
+            .describe("An unknown query parameter is refused, so that a misspelt filter cannot widen the answer."),
+    )]
+}
+
+/// `GET /audit-events`.
+#[derive(Serialize, ToSchema)]
+pub struct ListAuditEventsOutput {
+    events: Vec<AuditEvent>,
+    pagination: Pagination,
+}
+
+/// The filters and page of `GET /audit-events`, or every problem with
+/// them (422, the handler's to return after the token's).
+pub struct AuditQuery {
+    filter: Filter,
+    page: PageRequest,
+}
+
+impl FromRequest for AuditQuery {
+    type Error = ApiError;
+    type Future = Ready<Result<AuditQuery, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(AuditQuery::parse(&QueryParams::parse(req.query_string())))
+    }
+}
+
+impl Describe for AuditQuery {
+    fn describe(doc: &mut OperationDoc) {
+        let time = json!({ "type": "string", "format": "date-time" });
+        let text = |max: usize| {
+            json!({
+                "type": "string",
+                "minLength": 1,
+                "maxLength": max,
+                "not": { "pattern": "[\\x00-\\x1F\\x7F-\\x9F]" },
+            })
+        };
+        doc.query(
+            "startTime",
+            "Events at or after this time (RFC 3339)",
+            time.clone(),
+        );
+        doc.query(
+            "endTime",
+            "Events at or before this time (RFC 3339); not before startTime",
+            time,
+        );
+        doc.query("resourceId", "Events about this resource", text(100));
+        doc.query(
+            "resourceType",
+            "Events about resources of this type",
+            json!({ "type": "string", "enum": RESOURCE_TYPES }),
+        );
+        doc.query(
+            "actor",
+            "Events by this actor: `public-api-token/<id>` gives that token's actions and its revocation",
+            text(200),
+        );
+        describe_pagination(doc);
+        doc.error(
+            422,
+            "Every bad filter or pagination parameter, and any unknown one",
+        );
+    }
 }
 
 const FILTERS: &[&str] = &[
@@ -105,42 +179,37 @@ fn filter_from(query: &QueryParams, errors: &mut Vec<FieldError>) -> Filter {
     }
 }
 
-#[utoipa::path(get, path = "/audit-events", tag = "Audit Trail",
-    params(
-        ("startTime" = Option<String>, Query, description = "RFC 3339; events at or after"),
-        ("endTime" = Option<String>, Query, description = "RFC 3339; events at or before"),
-        ("resourceId" = Option<String>, Query),
-        ("resourceType" = Option<String>, Query, description = "source, destination, token or user"),
-        ("actor" = Option<String>, Query, description = "e.g. public-api-token/<id>: that token's actions and its revocation"),
-        ("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "{\"data\":{\"events\":[…],\"pagination\":{…}}}, newest first", body = [crate::db::audit_events::AuditEvent]),
-              (status = 403, description = "Not an owner token"),
-              (status = 422, description = "Every bad filter or pagination value")))]
-pub async fn list(
-    caller: Caller,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let query = QueryParams::parse(req.query_string());
-    let mut errors = Vec::new();
-    let mut filter = filter_from(&query, &mut errors);
-    let page = PageRequest::from_query(&query, &mut errors);
-    // A position is a sequence number: the page holds the events below it.
-    filter.before_seq = match page.after.as_deref().map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(seq)) if seq > 0 => Some(seq),
-        Some(_) => {
-            errors.push(FieldError::new(
-                "pagination.cursor",
-                "is not a cursor this API returned",
-            ));
-            None
+impl AuditQuery {
+    fn parse(query: &QueryParams) -> Result<AuditQuery, ApiError> {
+        let mut errors = Vec::new();
+        let mut filter = filter_from(query, &mut errors);
+        let page = PageRequest::from_query(query, &mut errors);
+        // A position is a sequence number: the page holds the events below it.
+        filter.before_seq = match page.after.as_deref().map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(seq)) if seq > 0 => Some(seq),
+            Some(_) => {
+                errors.push(FieldError::new(
+                    "pagination.cursor",
+                    "is not a cursor this API returned",
+                ));
+                None
+            }
+        };
+        if errors.is_empty() {
+            Ok(AuditQuery { filter, page })
+        } else {
+            Err(ApiError::Validation(errors))
         }
-    };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
     }
+}
+
+pub async fn list(
+    caller: Caller<Owner>,
+    query: Result<AuditQuery, ApiError>,
+    state: web::Data<AppState>,
+) -> Result<Data<ListAuditEventsOutput>, ApiError> {
+    let AuditQuery { filter, page } = query?;
     let (mut events, total) =
         audit_events::list(&state.db, &caller.workspace_id, &filter, page.count + 1).await?;
     let has_next = events.len() as i64 > page.count;
@@ -169,13 +238,13 @@ pub async fn list(
             })
         }
     };
-    let pagination = Pagination {
-        current: page.cursor,
-        next,
-        previous,
-        total_entries: total,
-    };
-    Ok(super::data(
-        json!({ "events": events, "pagination": pagination }),
-    ))
+    Ok(Data(ListAuditEventsOutput {
+        events,
+        pagination: Pagination {
+            current: page.cursor,
+            next,
+            previous,
+            total_entries: total,
+        },
+    }))
 }

@@ -4,11 +4,14 @@
 //! time does not depend on how much of a stored token a guess matches.
 
 use std::future::Future;
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::pin::Pin;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpMessage, HttpRequest};
 use subtle::ConstantTimeEq;
 
+use super::doc::{Describe, OperationDoc};
 use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
 use crate::domain::{TokenId, WorkspaceId};
@@ -17,37 +20,76 @@ use crate::token::PublicToken;
 
 pub use crate::domain::Role;
 
-/// A request authenticated by a live token.
+/// Who is calling: a live token, its workspace and its role.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Identity {
     pub token_id: TokenId,
     pub workspace_id: WorkspaceId,
     pub role: Role,
 }
 
-impl Caller {
-    /// 403 unless the token's role is at least `needed`.
-    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
-        if self.role >= needed {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this action needs a token with the {} role; this token has {}",
-                needed.as_str(),
-                self.role.as_str()
-            )))
-        }
-    }
-
+impl Identity {
     /// The actor recorded in the audit trail.
     pub fn actor(&self) -> String {
         crate::audit::token_actor(&self.token_id)
     }
 }
 
-impl FromRequest for Caller {
+/// The least role an operation needs, as a type: `Caller<Member>`.
+pub trait LeastRole {
+    const ROLE: Role;
+}
+
+/// Any live token.
+pub struct ReadOnly;
+/// Members and owners.
+pub struct Member;
+/// Owners only.
+pub struct Owner;
+
+impl LeastRole for ReadOnly {
+    const ROLE: Role = Role::ReadOnly;
+}
+impl LeastRole for Member {
+    const ROLE: Role = Role::Member;
+}
+impl LeastRole for Owner {
+    const ROLE: Role = Role::Owner;
+}
+
+/// A request by a live token of at least role `R`. As an extractor it
+/// checks, in order, the token (401), its rate limit (429) and its role
+/// (403), before the handler reads anything else; the document learns the
+/// same from the type.
+pub struct Caller<R: LeastRole = ReadOnly> {
+    identity: Identity,
+    least: PhantomData<R>,
+}
+
+impl<R: LeastRole> Deref for Caller<R> {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.identity
+    }
+}
+
+/// 403 unless `role` is at least `needed`.
+fn require(role: Role, needed: Role) -> Result<(), ApiError> {
+    if role >= needed {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this action needs a token with the {} role; this token has {}",
+            needed.as_str(),
+            role.as_str()
+        )))
+    }
+}
+
+impl<R: LeastRole + 'static> FromRequest for Caller<R> {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller<R>, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
@@ -56,8 +98,8 @@ impl FromRequest for Caller {
                 .app_data::<web::Data<AppState>>()
                 .expect("AppState is registered")
                 .clone();
-            let caller = authenticate(&req, &state).await?;
-            let status = state.rate_limiter.take(caller.token_id.as_str());
+            let identity = authenticate(&req, &state).await?;
+            let status = state.rate_limiter.take(identity.token_id.as_str());
             req.extensions_mut().insert(status);
             if let RateLimitStatus {
                 allowed: false,
@@ -69,13 +111,35 @@ impl FromRequest for Caller {
                     retry_after_secs: reset_secs.max(1),
                 });
             }
-            state.last_used.touch(caller.token_id.as_str());
-            Ok(caller)
+            state.last_used.touch(identity.token_id.as_str());
+            require(identity.role, R::ROLE)?;
+            Ok(Caller {
+                identity,
+                least: PhantomData,
+            })
         })
     }
 }
 
-async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
+impl<R: LeastRole> Describe for Caller<R> {
+    fn describe(doc: &mut OperationDoc) {
+        doc.least_role = Some(R::ROLE);
+        doc.error(
+            401,
+            "The token is missing, malformed, unknown or revoked, or Authorization is sent twice",
+        );
+        if R::ROLE > Role::ReadOnly {
+            doc.error(403, "The token's role is too low");
+        }
+        doc.error(429, "The token's rate limit is spent; see Retry-After");
+        doc.error(
+            503,
+            "The database is unavailable; see Retry-After. Nothing changed",
+        );
+    }
+}
+
+async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, ApiError> {
     let header = super::single_header(req, "Authorization")
         .map_err(ApiError::Unauthorized)?
         .ok_or_else(|| {
@@ -109,7 +173,7 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
     if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
-    Ok(Caller {
+    Ok(Identity {
         token_id: record.id,
         workspace_id: record.workspace_id,
         role: record.role,

@@ -1,53 +1,172 @@
 //! Request bodies, read only once the handler asks. Public API handlers
 //! check the caller's role first, so a client learns of problems in a fixed
-//! order: 401 (who are you), 403 (not allowed), then 413, 400 and 422 (what
-//! you sent). The alert endpoint reads raw bytes for its signature check.
+//! order: 401 (who are you), 403 (not allowed), then 415, 413, 400 and 422
+//! (what you sent). The alert endpoint reads raw bytes for its signature check.
 
 use std::future::{ready, Ready};
+use std::marker::PhantomData;
 
 use actix_web::http::header;
 use actix_web::{dev, web, FromRequest, HttpRequest};
 use futures_util::{Stream, StreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
 
-use super::error::ApiError;
+use super::doc::{Describe, OperationDoc, RequestBodyDoc};
+use super::error::{ApiError, FieldError};
+use super::validate::Fields;
+use crate::domain::Parse;
 
-/// A JSON body not yet read.
-pub struct JsonBody {
-    req: HttpRequest,
-    payload: dev::Payload,
+/// A request body type, read field by field (`validate::Fields`) so that a
+/// 422 lists every problem at once. Its `ToSchema` is what the document
+/// declares; `FIELDS` must name exactly its properties (a unit test checks).
+pub trait FromBody: ToSchema + Sized {
+    /// Every field the body may have; any other is refused.
+    const FIELDS: &'static [&'static str];
+
+    /// For updates: at least one field must be set to something other than
+    /// null, or the request would change nothing.
+    const AT_LEAST_ONE: bool = false;
+
+    /// Reads every field, recording each problem in `fields`; None when a
+    /// required field is missing or unusable.
+    fn read(fields: &mut Fields) -> Option<Self>;
 }
 
-impl FromRequest for JsonBody {
+/// A JSON body of type `T`, not yet read: handlers read it only once the
+/// token and its role have been checked, so that those errors come first.
+pub struct JsonBody<T> {
+    req: HttpRequest,
+    payload: dev::Payload,
+    body: PhantomData<T>,
+}
+
+/// A body that parsed as JSON, read into `T` as far as it could be.
+/// Handlers may add problems that need the database (a stored secret
+/// behind a mask, a source that must exist) before `finish`.
+pub struct Parsed<T> {
+    /// None when a required field is missing or unusable.
+    pub value: Option<T>,
+    pub errors: Vec<FieldError>,
+    json: Value,
+}
+
+impl<T> FromRequest for JsonBody<T> {
     type Error = ApiError;
-    type Future = Ready<Result<JsonBody, ApiError>>;
+    type Future = Ready<Result<JsonBody<T>, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut dev::Payload) -> Self::Future {
         ready(Ok(JsonBody {
             req: req.clone(),
             payload: payload.take(),
+            body: PhantomData,
         }))
     }
 }
 
-impl JsonBody {
-    /// Reads at most `limit` bytes and parses them as JSON.
-    pub async fn parse(self, limit: usize) -> Result<Value, ApiError> {
-        let is_json = self
+/// Whether a `Content-Type` names JSON: `application/json` or any
+/// `application/…+json` (Segment's SDK sends its versioned types).
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| {
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        })
+}
+
+impl<T: FromBody> JsonBody<T> {
+    /// Reads at most `limit` bytes and parses them as JSON, then into `T`:
+    /// 415, 413 or 400 when that fails; the field problems are in the
+    /// answer, for `finish`.
+    pub async fn parse(self, limit: usize) -> Result<Parsed<T>, ApiError> {
+        let content_type = self
             .req
             .headers()
             .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|v| v.trim().to_ascii_lowercase())
-            .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
-        if !is_json {
-            return Err(ApiError::BadRequest(
+            .and_then(|v| v.to_str().ok());
+        if !is_json(content_type) {
+            return Err(ApiError::UnsupportedMediaType(
                 "send the body as application/json".into(),
             ));
         }
         let bytes = read_limited(&self.req, self.payload, limit).await?;
-        parse_json(&bytes)
+        let json = parse_json(&bytes)?;
+        let mut fields = Fields::of(&json, T::FIELDS)?;
+        let value = T::read(&mut fields);
+        if T::AT_LEAST_ONE {
+            fields.require_any(T::FIELDS);
+        }
+        let errors = fields.errors;
+        Ok(Parsed {
+            value,
+            errors,
+            json,
+        })
+    }
+
+    /// `parse`, then `finish`: the body, or every problem with it.
+    pub async fn read(self, limit: usize) -> Result<T, ApiError> {
+        self.parse(limit).await?.finish()
+    }
+}
+
+impl<T> Parsed<T> {
+    pub fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    pub fn has_error(&self, field: &str) -> bool {
+        self.errors
+            .iter()
+            .any(|e| e.field.as_deref() == Some(field))
+    }
+
+    /// A string field parsed as `U`, without recording a problem: for a
+    /// check that must run even when another field failed.
+    pub fn peek<U: Parse>(&self, field: &str) -> Option<U> {
+        self.json
+            .get(field)
+            .and_then(Value::as_str)
+            .and_then(|s| U::parse(s).ok())
+    }
+
+    /// The value, or a 422 listing every problem found.
+    pub fn finish(self) -> Result<T, ApiError> {
+        match self.value {
+            Some(value) if self.errors.is_empty() => Ok(value),
+            _ => Err(self.into_error()),
+        }
+    }
+
+    /// The 422 of every problem found so far.
+    pub fn into_error(self) -> ApiError {
+        ApiError::Validation(self.errors)
+    }
+}
+
+impl<T: FromBody> Describe for JsonBody<T> {
+    fn describe(doc: &mut OperationDoc) {
+        let schema = doc.schema::<T>();
+        if T::AT_LEAST_ONE {
+            // Some field must be present and not null.
+            let nulls: serde_json::Map<String, Value> = T::FIELDS
+                .iter()
+                .map(|f| (f.to_string(), json!({ "type": "null" })))
+                .collect();
+            if let Some(Value::Object(component)) = doc.schemas.get_mut(T::name().as_ref()) {
+                component.insert("not".into(), json!({ "properties": nulls }));
+                component.insert("minProperties".into(), 1.into());
+            }
+        }
+        doc.request_body = Some(RequestBodyDoc {
+            schema,
+            fields: T::FIELDS,
+        });
+        doc.error(400, "The body is not JSON");
+        doc.error(413, "The body is larger than LEAKGUARD_MAX_BODY_BYTES");
+        doc.error(415, "The body is not sent as application/json");
+        doc.error(422, "Every problem with the body, each with its field");
     }
 }
 

@@ -5,27 +5,51 @@
 
 use std::sync::LazyLock;
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::ToSchema;
 
 use super::auth::Caller;
 use super::error::{ApiError, FieldError};
 use super::pagination::{encode_cursor, PageRequest, Pagination, START};
-use super::query::QueryParams;
-use super::Endpoint;
+use super::reply::Data;
+use super::route::Resource;
+use super::OperationDoc;
+use crate::domain::Parse;
 
-pub fn endpoints() -> Vec<Endpoint> {
+pub fn resources() -> Vec<Resource> {
     vec![
-        Endpoint::new(Method::GET, "/catalog/sources", list_sources),
-        Endpoint::new(Method::GET, "/catalog/sources/{id}", get_source),
-        Endpoint::new(Method::GET, "/catalog/destinations", list_destinations),
-        Endpoint::new(Method::GET, "/catalog/destinations/{id}", get_destination),
+        Resource::new("/catalog/sources", "Catalog").get(
+            list_sources,
+            OperationDoc::new(
+                "listSourceMetadata",
+                "The kinds of source a workspace can create",
+            ),
+        ),
+        Resource::new("/catalog/sources/{id}", "Catalog").get(
+            get_source,
+            OperationDoc::new("getSourceMetadata", "One kind of source")
+                .status(404, "No such source in the catalog"),
+        ),
+        Resource::new("/catalog/destinations", "Catalog").get(
+            list_destinations,
+            OperationDoc::new(
+                "listDestinationMetadata",
+                "The kinds of destination a workspace can create",
+            ),
+        ),
+        Resource::new("/catalog/destinations/{id}", "Catalog").get(
+            get_destination,
+            OperationDoc::new("getDestinationMetadata", "One kind of destination")
+                .status(404, "No such destination in the catalog"),
+        ),
     ]
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// One kind of source or destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CatalogEntry {
     /// What `metadataId` refers to.
@@ -40,19 +64,30 @@ pub struct CatalogEntry {
 
 /// One setting of a catalog entry, in the shape of Segment's
 /// `IntegrationOptionBeta`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CatalogOption {
     pub name: String,
-    /// `string`, `password`, `number`, `boolean` or `array`.
     #[serde(rename = "type")]
-    pub option_type: String,
+    pub option_type: OptionType,
     pub required: bool,
     pub description: String,
     pub label: String,
+    /// Any JSON value of the option's type.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Value)]
     pub default_value: Option<Value>,
+}
+
+/// What a setting holds; a `password` is shown masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OptionType {
+    String,
+    Password,
+    Number,
+    Boolean,
+    Array,
 }
 
 /// The catalog ships inside the binary, so a deployment cannot lose it and
@@ -77,30 +112,73 @@ pub fn destination_entry(id: &str) -> Option<&'static CatalogEntry> {
     DESTINATIONS.iter().find(|e| e.id == id)
 }
 
+/// A source's `metadataId`: the id of an entry of `GET /catalog/sources`.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceMetadataId(pub &'static CatalogEntry);
+
+/// A destination's `metadataId`: the id of an entry of
+/// `GET /catalog/destinations`.
+#[derive(Debug, Clone, Copy)]
+pub struct DestinationMetadataId(pub &'static CatalogEntry);
+
+impl Parse for SourceMetadataId {
+    fn parse(text: &str) -> Result<SourceMetadataId, String> {
+        source_entry(text)
+            .map(SourceMetadataId)
+            .ok_or_else(|| "is not the id of a source in GET /catalog/sources".into())
+    }
+}
+
+impl Parse for DestinationMetadataId {
+    fn parse(text: &str) -> Result<DestinationMetadataId, String> {
+        destination_entry(text)
+            .map(DestinationMetadataId)
+            .ok_or_else(|| "is not the id of a destination in GET /catalog/destinations".into())
+    }
+}
+
+/// The schema of an id of `entries`: exactly those ids.
+fn id_of(entries: &[CatalogEntry], description: &str) -> RefOr<Schema> {
+    let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+    let schema = serde_json::json!({ "type": "string", "enum": ids, "description": description });
+    serde_json::from_value(schema).expect("a valid schema")
+}
+
+impl utoipa::PartialSchema for SourceMetadataId {
+    fn schema() -> RefOr<Schema> {
+        id_of(&SOURCES, "The id of an entry of GET /catalog/sources")
+    }
+}
+impl ToSchema for SourceMetadataId {}
+
+impl utoipa::PartialSchema for DestinationMetadataId {
+    fn schema() -> RefOr<Schema> {
+        id_of(
+            &DESTINATIONS,
+            "The id of an entry of GET /catalog/destinations",
+        )
+    }
+}
+impl ToSchema for DestinationMetadataId {}
+
 /// One page of a static list. The cursor's position is the index of the
 /// page's first entry; the list never changes, so indexes are stable.
 fn page_of(
     entries: &'static [CatalogEntry],
-    req: &HttpRequest,
+    page: PageRequest,
 ) -> Result<(&'static [CatalogEntry], Pagination), ApiError> {
-    let mut errors = Vec::new();
-    let page = PageRequest::from_query(&QueryParams::parse(req.query_string()), &mut errors);
     let start = match &page.after {
         None => 0,
         Some(position) => match position.parse::<usize>() {
             Ok(i) if i <= entries.len() => i,
             _ => {
-                errors.push(FieldError::new(
+                return Err(ApiError::Validation(vec![FieldError::new(
                     "pagination.cursor",
                     "is not a cursor this API returned",
-                ));
-                0
+                )]))
             }
         },
     };
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
     let count = page.count as usize;
     let end = (start + count).min(entries.len());
     let previous = (start > 0).then(|| match start.checked_sub(count) {
@@ -116,54 +194,73 @@ fn page_of(
     Ok((&entries[start..end], pagination))
 }
 
-#[utoipa::path(get, path = "/catalog/sources", tag = "Catalog",
-    params(("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "{\"data\":{\"sourcesCatalog\":[…],\"pagination\":{…}}}"),
-              (status = 422, description = "Bad pagination")))]
-pub async fn list_sources(_caller: Caller, req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let (entries, pagination) = page_of(&SOURCES, &req)?;
-    Ok(super::data(
-        json!({ "sourcesCatalog": entries, "pagination": pagination }),
-    ))
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListSourceMetadataOutput {
+    sources_catalog: &'static [CatalogEntry],
+    pagination: Pagination,
 }
 
-#[utoipa::path(get, path = "/catalog/sources/{id}", tag = "Catalog",
-    params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"sourceMetadata\":{…}}}", body = CatalogEntry),
-              (status = 404, description = "No such catalog entry")))]
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetSourceMetadataOutput {
+    source_metadata: &'static CatalogEntry,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListDestinationMetadataOutput {
+    destinations_catalog: &'static [CatalogEntry],
+    pagination: Pagination,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetDestinationMetadataOutput {
+    destination_metadata: &'static CatalogEntry,
+}
+
+pub async fn list_sources(
+    _caller: Caller,
+    page: Result<PageRequest, ApiError>,
+) -> Result<Data<ListSourceMetadataOutput>, ApiError> {
+    let (entries, pagination) = page_of(&SOURCES, page?)?;
+    Ok(Data(ListSourceMetadataOutput {
+        sources_catalog: entries,
+        pagination,
+    }))
+}
+
 pub async fn get_source(
     _caller: Caller,
     path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Data<GetSourceMetadataOutput>, ApiError> {
     let entry = source_entry(&path).ok_or_else(|| ApiError::not_found("source catalog entry"))?;
-    Ok(super::data(json!({ "sourceMetadata": entry })))
+    Ok(Data(GetSourceMetadataOutput {
+        source_metadata: entry,
+    }))
 }
 
-#[utoipa::path(get, path = "/catalog/destinations", tag = "Catalog",
-    params(("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "{\"data\":{\"destinationsCatalog\":[…],\"pagination\":{…}}}"),
-              (status = 422, description = "Bad pagination")))]
 pub async fn list_destinations(
     _caller: Caller,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let (entries, pagination) = page_of(&DESTINATIONS, &req)?;
-    Ok(super::data(
-        json!({ "destinationsCatalog": entries, "pagination": pagination }),
-    ))
+    page: Result<PageRequest, ApiError>,
+) -> Result<Data<ListDestinationMetadataOutput>, ApiError> {
+    let (entries, pagination) = page_of(&DESTINATIONS, page?)?;
+    Ok(Data(ListDestinationMetadataOutput {
+        destinations_catalog: entries,
+        pagination,
+    }))
 }
 
-#[utoipa::path(get, path = "/catalog/destinations/{id}", tag = "Catalog",
-    params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"destinationMetadata\":{…}}}", body = CatalogEntry),
-              (status = 404, description = "No such catalog entry")))]
 pub async fn get_destination(
     _caller: Caller,
     path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Data<GetDestinationMetadataOutput>, ApiError> {
     let entry =
         destination_entry(&path).ok_or_else(|| ApiError::not_found("destination catalog entry"))?;
-    Ok(super::data(json!({ "destinationMetadata": entry })))
+    Ok(Data(GetDestinationMetadataOutput {
+        destination_metadata: entry,
+    }))
 }
 
 #[cfg(test)]
@@ -171,8 +268,6 @@ mod tests {
     use std::collections::HashSet;
 
     use super::{CatalogEntry, DESTINATIONS, SOURCES};
-
-    const OPTION_TYPES: &[&str] = &["string", "password", "number", "boolean", "array"];
 
     fn check(entries: &[CatalogEntry]) {
         assert_eq!(entries.len(), 12);
@@ -200,7 +295,6 @@ mod tests {
                     e.slug,
                     o.name
                 );
-                assert!(OPTION_TYPES.contains(&o.option_type.as_str()), "{}", o.name);
                 assert!(
                     !o.label.is_empty() && !o.description.is_empty(),
                     "{}",

@@ -2,19 +2,21 @@
 //! members and owners create, change and delete them. Their settings often
 //! hold credentials, so secret settings are never shown (see `settings`).
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
-use super::auth::{Caller, Role};
-use super::body::JsonBody;
-use super::catalog::{self, CatalogEntry};
+use super::auth::{Caller, Identity, Member};
+use super::body::{FromBody, JsonBody};
+use super::catalog::{self, CatalogEntry, DestinationMetadataId};
 use super::error::ApiError;
-use super::pagination::PageRequest;
+use super::pagination::{PageRequest, Pagination};
+use super::reply::{Created, Data, Done};
+use super::route::Resource;
 use super::settings;
-use super::validate::{Fields, Identifier};
-use super::{path_id, Endpoint};
+use super::validate::Fields;
+use super::{path_id, OperationDoc};
 use crate::audit::{Changes, NewEvent};
 use crate::db::destinations::{self, Destination};
 use crate::db::sources;
@@ -22,23 +24,46 @@ use crate::domain::{DestinationId, Name, Parse, SourceId, WorkspaceId};
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-pub fn endpoints() -> Vec<Endpoint> {
+pub fn resources() -> Vec<Resource> {
+    const NO_SUCH: &str = "No such destination in this workspace";
     vec![
-        Endpoint::new(Method::GET, "/destinations", list),
-        Endpoint::new(Method::POST, "/destinations", create),
-        Endpoint::new(Method::GET, "/destinations/{id}", get),
-        Endpoint::new(Method::PATCH, "/destinations/{id}", update),
-        Endpoint::new(Method::DELETE, "/destinations/{id}", delete),
+        Resource::new("/destinations", "Destinations")
+            .get(
+                list,
+                OperationDoc::new("listDestinations", "The workspace's destinations, oldest first"),
+            )
+            .post(
+                create,
+                OperationDoc::new("createDestination", "Connect a destination to a source")
+                    .status(
+                        422,
+                        "Every problem with the body, including a sourceId that is not a source of this workspace",
+                    ),
+            ),
+        Resource::new("/destinations/{id}", "Destinations")
+            .get(get, OperationDoc::new("getDestination", "One destination").status(404, NO_SUCH))
+            .patch(
+                update,
+                OperationDoc::new("updateDestination", "Change a destination")
+                    .describe(
+                        "Send any of the fields. Settings merge by top-level key: null removes \
+                         one, and an echoed \"••••\" keeps the stored secret.",
+                    )
+                    .status(404, NO_SUCH),
+            )
+            .delete(
+                delete,
+                OperationDoc::new("deleteDestination", "Delete a destination").status(404, NO_SUCH),
+            ),
     ]
 }
 
 /// A destination as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Destination)]
 pub struct DestinationView {
     pub id: DestinationId,
-    #[schema(value_type = String)]
     pub name: Name,
     pub enabled: bool,
     /// The source (same workspace) whose events this destination receives.
@@ -49,7 +74,7 @@ pub struct DestinationView {
     #[schema(value_type = Object)]
     pub settings: Value,
     /// The catalog entry (`GET /catalog/destinations`) this destination is an instance of.
-    #[schema(value_type = Option<CatalogEntry>)]
+    #[schema(value_type = Option<CatalogEntry>, required)]
     pub metadata: Option<&'static CatalogEntry>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -75,7 +100,7 @@ impl From<Destination> for DestinationView {
 /// workspaces' ids).
 async fn find(
     conn: impl Into<crate::db::Conn<'_>>,
-    caller: &Caller,
+    caller: &Identity,
     id: &str,
 ) -> Result<Destination, ApiError> {
     let id: DestinationId = path_id(id, "destination")?;
@@ -86,7 +111,7 @@ async fn find(
 
 fn event(
     event_type: &'static str,
-    caller: &Caller,
+    caller: &Identity,
     destination: &Destination,
     details: Value,
 ) -> NewEvent {
@@ -100,94 +125,142 @@ fn event(
     }
 }
 
-#[utoipa::path(get, path = "/destinations", tag = "Destinations",
-    params(("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "{\"data\":{\"destinations\":[…],\"pagination\":{…}}}, oldest first"),
-              (status = 422, description = "Bad pagination")))]
-pub async fn list(
-    caller: Caller,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::ReadOnly)?;
-    let request = PageRequest::from_request(&req)?;
-    let page = destinations::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
-    let pagination = request.pagination(&page);
-    let destinations: Vec<DestinationView> =
-        page.items.into_iter().map(DestinationView::from).collect();
-    Ok(super::data(
-        json!({ "destinations": destinations, "pagination": pagination }),
-    ))
+/// `GET /destinations`.
+#[derive(Serialize, ToSchema)]
+pub struct ListDestinationsOutput {
+    destinations: Vec<DestinationView>,
+    pagination: Pagination,
 }
 
-#[utoipa::path(post, path = "/destinations", tag = "Destinations",
-    request_body(content = Object, description = "{\"sourceId\": string (a source of this workspace), \"metadataId\": string (GET /catalog/destinations), \"name\"?: string (default: the catalog name), \"enabled\"?: bool (default false), \"settings\"?: object}"),
-    responses((status = 201, description = "{\"data\":{\"destination\":{…}}}", body = DestinationView),
-              (status = 403, description = "A read_only token"),
-              (status = 422, description = "Every validation failure, including a sourceId that is not in this workspace")))]
-pub async fn create(
+/// One destination: what `GET`, `POST` and `PATCH` answer.
+#[derive(Serialize, ToSchema)]
+pub struct DestinationOutput {
+    destination: DestinationView,
+}
+
+impl From<Destination> for DestinationOutput {
+    fn from(destination: Destination) -> DestinationOutput {
+        DestinationOutput {
+            destination: destination.into(),
+        }
+    }
+}
+
+/// `POST /destinations`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CreateDestinationInput {
+    /// A source of this workspace, whose events the destination receives.
+    source_id: SourceId,
+    metadata_id: DestinationMetadataId,
+    /// Default: the catalog entry's name.
+    name: Option<Name>,
+    /// Default: false.
+    enabled: Option<bool>,
+    /// Secrets (keys naming a password, token, key or secret) are never
+    /// shown again, and "••••" cannot be one.
+    #[schema(value_type = Option<Object>)]
+    settings: Option<Map<String, Value>>,
+}
+
+impl FromBody for CreateDestinationInput {
+    const FIELDS: &'static [&'static str] =
+        &["sourceId", "metadataId", "name", "enabled", "settings"];
+
+    fn read(fields: &mut Fields) -> Option<CreateDestinationInput> {
+        let source_id = fields.required("sourceId");
+        let metadata_id = fields.required("metadataId");
+        let name = fields.optional("name");
+        let enabled = fields.boolean("enabled", false);
+        let settings = fields.settings_for_create("settings");
+        Some(CreateDestinationInput {
+            source_id: source_id?,
+            metadata_id: metadata_id?,
+            name,
+            enabled,
+            settings,
+        })
+    }
+}
+
+/// `PATCH /destinations/{id}`: the fields to change.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct UpdateDestinationInput {
+    name: Option<Name>,
+    enabled: Option<bool>,
+    /// Merged into the stored settings by top-level key: null removes a
+    /// key, "••••" keeps the stored secret.
+    #[schema(value_type = Option<Object>)]
+    settings: Option<Map<String, Value>>,
+}
+
+impl FromBody for UpdateDestinationInput {
+    const FIELDS: &'static [&'static str] = &["name", "enabled", "settings"];
+    const AT_LEAST_ONE: bool = true;
+
+    fn read(fields: &mut Fields) -> Option<UpdateDestinationInput> {
+        Some(UpdateDestinationInput {
+            name: fields.optional("name"),
+            enabled: fields.boolean("enabled", false),
+            settings: fields.object("settings"),
+        })
+    }
+}
+
+pub async fn list(
     caller: Caller,
-    body: JsonBody,
+    page: Result<PageRequest, ApiError>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(
-        &body,
-        &["sourceId", "metadataId", "name", "enabled", "settings"],
-    )?;
-    let source_id = fields.required::<Identifier>("sourceId");
-    let metadata = fields
-        .required::<Identifier>("metadataId")
-        .and_then(|Identifier(id)| {
-            let entry = catalog::destination_entry(&id);
-            if entry.is_none() {
-                fields.fail(
-                    "metadataId",
-                    "is not the id of a destination in GET /catalog/destinations",
-                );
-            }
-            entry
-        });
-    let name = fields.optional::<Name>("name");
-    let enabled = fields.boolean("enabled", false);
-    let given_settings = fields.object("settings");
-    let settings = settings::for_create(given_settings, &mut fields.errors);
+) -> Result<Data<ListDestinationsOutput>, ApiError> {
+    let request = page?;
+    let page = destinations::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
+    let pagination = request.pagination(&page);
+    Ok(Data(ListDestinationsOutput {
+        destinations: page.items.into_iter().map(DestinationView::from).collect(),
+        pagination,
+    }))
+}
+
+pub async fn create(
+    caller: Caller<Member>,
+    body: JsonBody<CreateDestinationInput>,
+    state: web::Data<AppState>,
+) -> Result<Created<DestinationOutput>, ApiError> {
+    let mut body = body.parse(state.settings.max_body_bytes).await?;
     // Held to the commit: the source cannot be deleted in between.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    // Looked up even when other fields failed, so that the 422 lists it too.
+    let source_id = match &body.value {
+        Some(b) => Some(b.source_id.clone()),
+        None => body.peek::<SourceId>("sourceId"),
+    };
     let source = match source_id {
-        Some(Identifier(id)) => match SourceId::parse(&id) {
-            Ok(id) => sources::find(&mut change, &caller.workspace_id, &id).await?,
-            Err(_) => None,
-        },
+        Some(id) => sources::find(&mut change, &caller.workspace_id, &id).await?,
         None => None,
     };
-    if source.is_none()
-        && fields
-            .errors
-            .iter()
-            .all(|e| e.field.as_deref() != Some("sourceId"))
-    {
-        // The same answer for an id of another workspace as for none.
-        fields.fail("sourceId", "is not the id of a source in this workspace");
-    }
-    let (Some(source), Some(metadata)) = (source, metadata) else {
-        return Err(fields.into_error());
+    let Some(source) = source else {
+        if !body.has_error("sourceId") {
+            // The same answer for an id of another workspace as for none.
+            body.fail("sourceId", "is not the id of a source in this workspace");
+        }
+        return Err(body.into_error());
     };
-    fields.finish()?;
+    let body = body.finish()?;
+    let DestinationMetadataId(metadata) = body.metadata_id;
     let now = Timestamp(change.at());
     let destination = Destination {
         id: DestinationId::generate(),
-        name: match name {
+        name: match body.name {
             Some(name) => name,
             None => Name::parse(&metadata.name).map_err(|e| {
                 ApiError::internal(anyhow::anyhow!("catalog name {:?}: {e}", metadata.name))
             })?,
         },
-        enabled: enabled.unwrap_or(false),
+        enabled: body.enabled.unwrap_or(false),
         source_id: source.id,
         workspace_id: caller.workspace_id.clone(),
-        settings,
+        settings: Value::Object(body.settings.unwrap_or_default()),
         catalog_id: metadata.id.to_string(),
         created_at: now,
         updated_at: now,
@@ -200,58 +273,36 @@ pub async fn create(
     });
     change.record(event("Destination Created", &caller, &destination, details));
     change.commit().await?;
-    Ok(super::created(
-        json!({ "destination": DestinationView::from(destination) }),
-    ))
+    Ok(Created(destination.into()))
 }
 
-#[utoipa::path(get, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"destination\":{…}}}", body = DestinationView),
-              (status = 404, description = "No such destination in this workspace")))]
 pub async fn get(
     caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::ReadOnly)?;
-    let destination = find(&state.db, &caller, &path).await?;
-    Ok(super::data(
-        json!({ "destination": DestinationView::from(destination) }),
-    ))
+) -> Result<Data<DestinationOutput>, ApiError> {
+    Ok(Data(find(&state.db, &caller, &path).await?.into()))
 }
 
-const UPDATABLE: &[&str] = &["name", "enabled", "settings"];
-
-#[utoipa::path(patch, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path)),
-    request_body(content = Object, description = "Any of {\"name\", \"enabled\", \"settings\"}. Settings merge by top-level key (null removes one; an echoed \"••••\" keeps the stored secret)."),
-    responses((status = 200, description = "{\"data\":{\"destination\":{…}}}", body = DestinationView),
-              (status = 404, description = "No such destination in this workspace"),
-              (status = 422, description = "Every validation failure")))]
 pub async fn update(
-    caller: Caller,
+    caller: Caller<Member>,
     path: web::Path<String>,
-    body: JsonBody,
+    body: JsonBody<UpdateDestinationInput>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(&body, UPDATABLE)?;
-    let name = fields.optional::<Name>("name");
-    let enabled = fields.boolean("enabled", false);
-    let settings_patch = fields.object("settings");
-    fields.require_any(UPDATABLE);
+) -> Result<Data<DestinationOutput>, ApiError> {
+    let mut body = body.parse(state.settings.max_body_bytes).await?;
     // Held from the read to the commit: a concurrent PATCH cannot merge
     // settings into a stale copy.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let before = find(&mut change, &caller, &path).await?;
     let mut after = before.clone();
-    if let Some(patch) = settings_patch {
-        after.settings = settings::merge(&before.settings, patch, &mut fields.errors);
+    if let Some(patch) = body.value.as_mut().and_then(|b| b.settings.take()) {
+        after.settings = settings::merge(&before.settings, patch, &mut body.errors);
     }
     // Only now, so that mask errors are listed with all the others.
-    fields.finish()?;
-    after.name = name.unwrap_or(after.name);
-    after.enabled = enabled.unwrap_or(after.enabled);
+    let body = body.finish()?;
+    after.name = body.name.unwrap_or(after.name);
+    after.enabled = body.enabled.unwrap_or(after.enabled);
     after.updated_at = Timestamp(change.at());
     destinations::update(&mut change, &after).await?;
     let mut changes = Changes::default();
@@ -268,20 +319,14 @@ pub async fn update(
         changes.into_details(),
     ));
     change.commit().await?;
-    Ok(super::data(
-        json!({ "destination": DestinationView::from(after) }),
-    ))
+    Ok(Data(after.into()))
 }
 
-#[utoipa::path(delete, path = "/destinations/{id}", tag = "Destinations", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
-              (status = 404, description = "No such destination in this workspace")))]
 pub async fn delete(
-    caller: Caller,
+    caller: Caller<Member>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
+) -> Result<Data<Done>, ApiError> {
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let destination = find(&mut change, &caller, &path).await?;
     destinations::delete(&mut change, &destination.id).await?;
@@ -292,5 +337,5 @@ pub async fn delete(
         json!({ "sourceId": destination.source_id }),
     ));
     change.commit().await?;
-    Ok(super::deleted())
+    Ok(Done::success())
 }

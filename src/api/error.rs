@@ -6,13 +6,49 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+/// One problem with a request. A 422 lists every problem found, each with
+/// the `field` it is about; other errors have exactly one, without `field`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
+    /// What kind of problem: one per status (`validation` for 422).
     #[serde(rename = "type")]
+    #[schema(value_type = ErrorType)]
     pub kind: &'static str,
+    /// For people: what was wrong, and what to do about it.
     pub message: String,
+    /// The body field, query parameter or header the problem is about, in
+    /// the body's own spelling (`labels[2]`, `settings.apiKey`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub field: Option<String>,
+}
+
+/// Every `type` an error can have.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+enum ErrorType {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    NotAcceptable,
+    Conflict,
+    BadRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Validation,
+    RateLimited,
+    Unavailable,
+    ServerError,
+}
+
+/// The body of every error answer: `{"errors": [...]}`, never with `data`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Errors)]
+pub struct ErrorBody<'a> {
+    #[schema(min_items = 1)]
+    pub errors: &'a [FieldError],
 }
 
 impl FieldError {
@@ -37,6 +73,11 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A known path, an unknown method: `allow` lists the methods it has.
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("validation failed")]
     Validation(Vec<FieldError>),
     #[error("{0}")]
@@ -92,11 +133,6 @@ impl<T> OnUniqueViolation<T> for Result<T, crate::db::Error> {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    errors: &'a [FieldError],
-}
-
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -105,6 +141,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
@@ -128,6 +166,11 @@ impl ResponseError for ApiError {
             ApiError::NotFound(m) => single("not-found", m.clone()),
             ApiError::Conflict(m) => single("conflict", m.clone()),
             ApiError::BadRequest(m) => single("bad-request", m.clone()),
+            ApiError::MethodNotAllowed { allow } => single(
+                "method-not-allowed",
+                format!("this path answers only {allow}"),
+            ),
+            ApiError::UnsupportedMediaType(m) => single("unsupported-media-type", m.clone()),
             ApiError::Validation(list) => list.clone(),
             ApiError::PayloadTooLarge(m) => single("payload-too-large", m.clone()),
             ApiError::NotAcceptable(m) => single("not-acceptable", m.clone()),
@@ -147,6 +190,9 @@ impl ResponseError for ApiError {
         }
         if let ApiError::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(ErrorBody { errors: &errors })
     }

@@ -7,12 +7,15 @@ pub mod auth;
 pub mod body;
 pub mod catalog;
 pub mod destinations;
+pub mod doc;
 pub mod error;
 pub mod last_used;
 pub mod openapi;
 pub mod pagination;
 pub mod query;
 pub mod rate_limit;
+pub mod reply;
+pub mod route;
 pub mod settings;
 pub mod sources;
 pub mod tokens;
@@ -23,89 +26,48 @@ pub mod workspace;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{
-    web, FromRequest, Handler, HttpMessage, HttpRequest, HttpResponse, Responder, ResponseError,
-};
-use serde::Serialize;
+use actix_web::{web, HttpMessage, HttpRequest, ResponseError};
 
+pub use doc::OperationDoc;
 use error::ApiError;
 use rate_limit::RateLimitStatus;
+use route::{Endpoint, Resource};
 
 /// Media types the API answers with; the first is the default.
-const MEDIA_TYPES: &[&str] = &[
+pub const MEDIA_TYPES: &[&str] = &[
     "application/vnd.segment.v1+json",
     "application/vnd.segment.v1beta+json",
     "application/vnd.segment.v1alpha+json",
     "application/json",
 ];
 
-/// One route of the server. The router is built from lists of these, and
-/// the OpenAPI test reads the same lists, so a route cannot be served
-/// without the test noticing whether it is documented.
-pub struct Endpoint {
-    pub method: Method,
-    /// In actix's syntax, which is also OpenAPI's: `/sources/{id}`.
-    pub path: &'static str,
-    route: actix_web::Route,
-}
-
-impl Endpoint {
-    pub fn new<F, Args>(method: Method, path: &'static str, handler: F) -> Endpoint
-    where
-        F: Handler<Args>,
-        Args: FromRequest + 'static,
-        F::Output: Responder + 'static,
-    {
-        Endpoint {
-            route: web::method(method.clone()).to(handler),
-            method,
-            path,
-        }
-    }
-}
-
-/// Registers endpoints on an app or scope.
-pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
-    for e in endpoints {
-        cfg.route(e.path, e.route);
-    }
-}
-
-/// Every Public API endpoint.
-pub fn endpoints() -> Vec<Endpoint> {
-    let mut all = vec![Endpoint::new(Method::GET, "/", workspace::get)];
-    all.extend(sources::endpoints());
-    all.extend(destinations::endpoints());
-    all.extend(catalog::endpoints());
-    all.extend(tokens::endpoints());
-    all.extend(users::endpoints());
-    all.extend(audit_events::endpoints());
+/// Every resource of the Public API: what the router serves and the
+/// document describes.
+pub fn resources() -> Vec<Resource> {
+    let mut all = workspace::resources();
+    all.extend(sources::resources());
+    all.extend(destinations::resources());
+    all.extend(catalog::resources());
+    all.extend(tokens::resources());
+    all.extend(users::resources());
+    all.extend(audit_events::resources());
     all
 }
 
+/// Every (method, path) of the Public API, with its documentation.
+pub fn endpoints() -> Vec<Endpoint> {
+    resources().iter().flat_map(Resource::endpoints).collect()
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    register(cfg, endpoints());
+    route::configure(cfg, resources());
 }
 
 /// A resource id from the path, or 404 `<what> not found`: an id this API
 /// could not have issued names no resource.
 pub fn path_id<T: crate::domain::Parse>(raw: &str, what: &str) -> Result<T, ApiError> {
     T::parse(raw).map_err(|_| ApiError::not_found(what))
-}
-
-/// `{"data": …}`.
-pub fn data<T: Serialize>(value: T) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "data": value }))
-}
-
-pub fn created<T: Serialize>(value: T) -> HttpResponse {
-    HttpResponse::Created().json(serde_json::json!({ "data": value }))
-}
-
-pub fn deleted() -> HttpResponse {
-    data(serde_json::json!({ "status": "SUCCESS" }))
 }
 
 /// The one value of a header, trimmed; `Ok(None)` when it is absent. Two

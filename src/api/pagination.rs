@@ -4,10 +4,14 @@
 //! keyset positions, so rows inserted while a client pages cause neither
 //! duplicates nor gaps.
 
+use std::future::{ready, Ready};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
+use serde_json::json;
 
+use super::doc::{Describe, OperationDoc};
 use super::error::{ApiError, FieldError};
 use super::query::QueryParams;
 use crate::db::pagination::{Page, PageQuery, Position};
@@ -28,12 +32,19 @@ pub struct PageRequest {
     pub cursor: String,
 }
 
+/// Where a page lies in its list. Pass `next` or `previous` back as
+/// `pagination[cursor]`; null means there is no such page.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
+    /// The cursor of this page.
     pub current: String,
+    #[schema(required)]
     pub next: Option<String>,
+    #[schema(required)]
     pub previous: Option<String>,
+    /// How many entries the whole list has.
+    #[schema(minimum = 0)]
     pub total_entries: i64,
 }
 
@@ -51,39 +62,87 @@ impl PageRequest {
     }
 
     pub fn from_query(q: &QueryParams, errors: &mut Vec<FieldError>) -> PageRequest {
-        let count = match q.get_any(COUNT_KEYS) {
-            None => DEFAULT_COUNT,
-            Some(raw) => match raw.parse::<i64>() {
-                Ok(n) if (1..=MAX_COUNT).contains(&n) => n,
+        // Every spelling given must be valid, though the first one wins:
+        // a bad value is never silently ignored.
+        let mut count = None;
+        for raw in COUNT_KEYS.iter().filter_map(|k| q.get(k)) {
+            match raw.parse::<i64>() {
+                Ok(n) if (1..=MAX_COUNT).contains(&n) => {
+                    count.get_or_insert(n);
+                }
                 _ => {
                     errors.push(FieldError::new(
                         "pagination.count",
                         format!("must be a whole number from 1 to {MAX_COUNT}"),
                     ));
-                    DEFAULT_COUNT
-                }
-            },
-        };
-        let cursor = q.get_any(CURSOR_KEYS).unwrap_or(START).to_string();
-        let after = if cursor == START || cursor.is_empty() {
-            None
-        } else {
-            match decode_cursor(&cursor) {
-                Some(position) => Some(position),
-                None => {
-                    errors.push(FieldError::new(
-                        "pagination.cursor",
-                        "is not a cursor this API returned",
-                    ));
-                    None
+                    break;
                 }
             }
-        };
+        }
+        let count = count.unwrap_or(DEFAULT_COUNT);
+        let mut chosen: Option<(String, Option<String>)> = None;
+        for cursor in CURSOR_KEYS.iter().filter_map(|k| q.get(k)) {
+            let after = if cursor == START || cursor.is_empty() {
+                None
+            } else {
+                match decode_cursor(cursor) {
+                    Some(position) => Some(position),
+                    None => {
+                        errors.push(FieldError::new(
+                            "pagination.cursor",
+                            "is not a cursor this API returned",
+                        ));
+                        break;
+                    }
+                }
+            };
+            chosen.get_or_insert((cursor.to_string(), after));
+        }
+        let (cursor, after) = chosen.unwrap_or_else(|| (START.to_string(), None));
         PageRequest {
             count,
             after,
             cursor,
         }
+    }
+}
+
+/// The pagination of a list that takes no other query parameters; its
+/// errors (422) are the handler's to return, after the token's.
+impl actix_web::FromRequest for PageRequest {
+    type Error = ApiError;
+    type Future = Ready<Result<PageRequest, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(PageRequest::from_request(req))
+    }
+}
+
+impl Describe for PageRequest {
+    fn describe(doc: &mut OperationDoc) {
+        describe_pagination(doc);
+        doc.error(422, "A bad pagination parameter");
+    }
+}
+
+/// The query parameters of a page, in both spellings.
+pub fn describe_pagination(doc: &mut OperationDoc) {
+    let count = json!({
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_COUNT,
+        "default": DEFAULT_COUNT,
+    });
+    let cursor = json!({ "type": "string" });
+    for key in COUNT_KEYS {
+        doc.query(key, "How many entries a page holds", count.clone());
+    }
+    for key in CURSOR_KEYS {
+        doc.query(
+            key,
+            "The page to answer: `next` or `previous` of an earlier answer; the first page without it",
+            cursor.clone(),
+        );
     }
 }
 

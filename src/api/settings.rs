@@ -47,11 +47,15 @@ pub fn serialize_masked<S: Serializer>(settings: &Value, s: S) -> Result<S::Ok, 
     s.serialize_some(&masked(settings))
 }
 
-/// The settings of a new resource.
-pub fn for_create(given: Option<Map<String, Value>>, errors: &mut Vec<FieldError>) -> Value {
-    let mut settings = Value::Object(given.unwrap_or_default());
+/// The settings of a new resource: a mask cannot stand for a secret, as
+/// none is stored yet.
+pub fn for_create(given: Map<String, Value>, errors: &mut Vec<FieldError>) -> Map<String, Value> {
+    let mut settings = Value::Object(given);
     unmask(&mut settings, None, "settings", errors);
-    settings
+    match settings {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// The settings after a PATCH: each top-level key given replaces the stored

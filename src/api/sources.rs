@@ -2,54 +2,106 @@
 //! members and owners create, change and delete them. Each change commits
 //! together with its audit event.
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+use utoipa::ToSchema;
 
-use super::auth::{Caller, Role};
-use super::body::JsonBody;
-use super::catalog::{self, CatalogEntry};
+use super::auth::{Caller, Identity, Member};
+use super::body::{FromBody, JsonBody};
+use super::catalog::{self, CatalogEntry, SourceMetadataId};
 use super::error::{ApiError, OnUniqueViolation};
-use super::pagination::PageRequest;
+use super::pagination::{PageRequest, Pagination};
+use super::reply::{Created, Data, Done};
+use super::route::Resource;
 use super::settings;
-use super::validate::{Fields, Identifier};
-use super::{path_id, Endpoint};
+use super::validate::Fields;
+use super::{path_id, OperationDoc};
 use crate::audit::{Changes, NewEvent};
 use crate::db::sources::{self, Source};
-use crate::domain::{Label, Name, Slug, SourceId};
+use crate::domain::{Label, Name, Slug, SourceId, WorkspaceId};
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-pub fn endpoints() -> Vec<Endpoint> {
+pub fn resources() -> Vec<Resource> {
+    const NO_SUCH: &str = "No such source in this workspace";
+    const SLUG_TAKEN: &str = "The slug is taken in this workspace";
     vec![
-        Endpoint::new(Method::GET, "/sources", list),
-        Endpoint::new(Method::POST, "/sources", create),
-        Endpoint::new(Method::GET, "/sources/{id}", get),
-        Endpoint::new(Method::PATCH, "/sources/{id}", update),
-        Endpoint::new(Method::DELETE, "/sources/{id}", delete),
-        Endpoint::new(Method::POST, "/sources/{id}/writekey", add_write_key),
-        Endpoint::new(
-            Method::DELETE,
-            "/sources/{id}/writekey/{key}",
+        Resource::new("/sources", "Sources")
+            .get(
+                list,
+                OperationDoc::new("listSources", "The workspace's sources, oldest first"),
+            )
+            .post(
+                create,
+                OperationDoc::new("createSource", "Create a source, with one write key")
+                    .link(
+                        "removeWriteKeyFromSource",
+                        &[
+                            ("path.id", "$response.body#/data/source/id"),
+                            ("path.key", "$response.body#/data/source/writeKeys/0"),
+                        ],
+                    )
+                    .status(409, SLUG_TAKEN),
+            ),
+        Resource::new("/sources/{id}", "Sources")
+            .get(
+                get,
+                OperationDoc::new("getSource", "One source").status(404, NO_SUCH),
+            )
+            .patch(
+                update,
+                OperationDoc::new("updateSource", "Change a source")
+                    .describe(
+                        "Send any of the fields. Settings merge by top-level key: null removes \
+                         one, and an echoed \"••••\" keeps the stored secret. Labels replace.",
+                    )
+                    .status(404, NO_SUCH)
+                    .status(409, SLUG_TAKEN),
+            )
+            .delete(
+                delete,
+                OperationDoc::new("deleteSource", "Delete a source")
+                    .status(404, NO_SUCH)
+                    .status(409, "The source still has destinations: delete them first"),
+            ),
+        Resource::new("/sources/{id}/writekey", "Sources").post(
+            add_write_key,
+            OperationDoc::new("createWriteKeyForSource", "Add a write key to a source")
+                .link(
+                    "removeWriteKeyFromSource",
+                    &[
+                        ("path.id", "$request.path.id"),
+                        ("path.key", "$response.body#/data/source/writeKeys/0"),
+                    ],
+                )
+                .status(404, NO_SUCH)
+                .status(409, "The source already has the most write keys allowed"),
+        ),
+        Resource::new("/sources/{id}/writekey/{key}", "Sources").delete(
             remove_write_key,
+            OperationDoc::new(
+                "removeWriteKeyFromSource",
+                "Remove a write key from a source",
+            )
+            .status(
+                404,
+                "No such source in this workspace, or no such write key on it",
+            ),
         ),
     ]
 }
 
 /// A source as the API shows it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = Source)]
 pub struct SourceView {
     pub id: SourceId,
     /// Unique in the workspace.
-    #[schema(value_type = String)]
     pub slug: Slug,
-    #[schema(value_type = String)]
     pub name: Name,
-    #[schema(value_type = String)]
-    pub workspace_id: crate::domain::WorkspaceId,
+    pub workspace_id: WorkspaceId,
     pub enabled: bool,
     /// Keys that identify this source to the tracking libraries (Segment's
     /// `writeKeys`); a new source has one.
@@ -60,7 +112,7 @@ pub struct SourceView {
     pub settings: Value,
     pub labels: Vec<Label>,
     /// The catalog entry (`GET /catalog/sources`) this source is an instance of.
-    #[schema(value_type = Option<CatalogEntry>)]
+    #[schema(value_type = Option<CatalogEntry>, required)]
     pub metadata: Option<&'static CatalogEntry>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -94,7 +146,7 @@ const MAX_WRITE_KEYS: usize = 10;
 /// workspaces' ids).
 async fn find(
     conn: impl Into<crate::db::Conn<'_>>,
-    caller: &Caller,
+    caller: &Identity,
     id: &str,
 ) -> Result<Source, ApiError> {
     let id: SourceId = path_id(id, "source")?;
@@ -103,7 +155,7 @@ async fn find(
         .ok_or_else(|| ApiError::not_found("source"))
 }
 
-fn event(event_type: &'static str, caller: &Caller, source: &Source, details: Value) -> NewEvent {
+fn event(event_type: &'static str, caller: &Identity, source: &Source, details: Value) -> NewEvent {
     NewEvent {
         event_type,
         actor: caller.actor(),
@@ -123,82 +175,135 @@ fn duplicate_slug(slug: &Slug) -> impl FnOnce() -> String + '_ {
     }
 }
 
-#[utoipa::path(get, path = "/sources", tag = "Sources",
-    params(("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "{\"data\":{\"sources\":[…],\"pagination\":{…}}}, oldest first"),
-              (status = 422, description = "Bad pagination")))]
-pub async fn list(
-    caller: Caller,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::ReadOnly)?;
-    let request = PageRequest::from_request(&req)?;
-    let page = sources::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
-    let pagination = request.pagination(&page);
-    let sources: Vec<SourceView> = page.items.into_iter().map(SourceView::from).collect();
-    Ok(super::data(
-        json!({ "sources": sources, "pagination": pagination }),
-    ))
+/// `GET /sources`.
+#[derive(Serialize, ToSchema)]
+pub struct ListSourcesOutput {
+    sources: Vec<SourceView>,
+    pagination: Pagination,
 }
 
-#[utoipa::path(post, path = "/sources", tag = "Sources",
-    request_body(content = Object, description = "{\"slug\": string, \"metadataId\": string (GET /catalog/sources), \"enabled\": bool, \"name\"?: string (default: the slug), \"settings\"?: object, \"labels\"?: [{\"key\", \"value\"}]}"),
-    responses((status = 201, description = "{\"data\":{\"source\":{…}}}", body = SourceView),
-              (status = 403, description = "A read_only token"),
-              (status = 409, description = "The slug is taken in this workspace"),
-              (status = 422, description = "Every validation failure")))]
-pub async fn create(
+/// One source: what `GET`, `POST` and `PATCH` answer.
+#[derive(Serialize, ToSchema)]
+pub struct SourceOutput {
+    source: SourceView,
+}
+
+impl From<Source> for SourceOutput {
+    fn from(source: Source) -> SourceOutput {
+        SourceOutput {
+            source: source.into(),
+        }
+    }
+}
+
+/// `POST /sources`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct CreateSourceInput {
+    slug: Slug,
+    /// Default: the slug.
+    name: Option<Name>,
+    enabled: bool,
+    metadata_id: SourceMetadataId,
+    /// Secrets (keys naming a password, token, key or secret) are never
+    /// shown again, and "••••" cannot be one.
+    #[schema(value_type = Option<Object>)]
+    settings: Option<Map<String, Value>>,
+    #[schema(max_items = 100)]
+    labels: Option<Vec<Label>>,
+}
+
+impl FromBody for CreateSourceInput {
+    const FIELDS: &'static [&'static str] = &[
+        "slug",
+        "name",
+        "enabled",
+        "metadataId",
+        "settings",
+        "labels",
+    ];
+
+    fn read(fields: &mut Fields) -> Option<CreateSourceInput> {
+        let slug = fields.required("slug");
+        let name = fields.optional("name");
+        let enabled = fields.boolean("enabled", true);
+        let metadata_id = fields.required("metadataId");
+        let settings = fields.settings_for_create("settings");
+        let labels = fields.labels("labels");
+        Some(CreateSourceInput {
+            slug: slug?,
+            name,
+            enabled: enabled?,
+            metadata_id: metadata_id?,
+            settings,
+            labels,
+        })
+    }
+}
+
+/// `PATCH /sources/{id}`: the fields to change.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+pub struct UpdateSourceInput {
+    slug: Option<Slug>,
+    name: Option<Name>,
+    enabled: Option<bool>,
+    /// Merged into the stored settings by top-level key: null removes a
+    /// key, "••••" keeps the stored secret.
+    #[schema(value_type = Option<Object>)]
+    settings: Option<Map<String, Value>>,
+    /// Replaces every label.
+    #[schema(max_items = 100)]
+    labels: Option<Vec<Label>>,
+}
+
+impl FromBody for UpdateSourceInput {
+    const FIELDS: &'static [&'static str] = &["slug", "name", "enabled", "settings", "labels"];
+    const AT_LEAST_ONE: bool = true;
+
+    fn read(fields: &mut Fields) -> Option<UpdateSourceInput> {
+        Some(UpdateSourceInput {
+            slug: fields.optional("slug"),
+            name: fields.optional("name"),
+            enabled: fields.boolean("enabled", false),
+            settings: fields.object("settings"),
+            labels: fields.labels("labels"),
+        })
+    }
+}
+
+pub async fn list(
     caller: Caller,
-    body: JsonBody,
+    page: Result<PageRequest, ApiError>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(
-        &body,
-        &[
-            "slug",
-            "name",
-            "enabled",
-            "metadataId",
-            "settings",
-            "labels",
-        ],
-    )?;
-    let slug = fields.required::<Slug>("slug");
-    let name = fields.optional::<Name>("name");
-    let enabled = fields.boolean("enabled", true);
-    let metadata = fields
-        .required::<Identifier>("metadataId")
-        .and_then(|Identifier(id)| {
-            let entry = catalog::source_entry(&id);
-            if entry.is_none() {
-                fields.fail(
-                    "metadataId",
-                    "is not the id of a source in GET /catalog/sources",
-                );
-            }
-            entry
-        });
-    let given_settings = fields.object("settings");
-    let labels = fields.labels("labels").unwrap_or_default();
-    let settings = settings::for_create(given_settings, &mut fields.errors);
-    let (Some(slug), Some(enabled), Some(metadata)) = (slug, enabled, metadata) else {
-        return Err(fields.into_error());
-    };
-    fields.finish()?;
+) -> Result<Data<ListSourcesOutput>, ApiError> {
+    let request = page?;
+    let page = sources::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
+    let pagination = request.pagination(&page);
+    Ok(Data(ListSourcesOutput {
+        sources: page.items.into_iter().map(SourceView::from).collect(),
+        pagination,
+    }))
+}
+
+pub async fn create(
+    caller: Caller<Member>,
+    body: JsonBody<CreateSourceInput>,
+    state: web::Data<AppState>,
+) -> Result<Created<SourceOutput>, ApiError> {
+    let body = body.read(state.settings.max_body_bytes).await?;
+    let SourceMetadataId(metadata) = body.metadata_id;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let now = Timestamp(change.at());
     let source = Source {
         id: SourceId::generate(),
-        name: name.unwrap_or_else(|| slug.to_name()),
-        slug,
+        name: body.name.unwrap_or_else(|| body.slug.to_name()),
+        slug: body.slug,
         workspace_id: caller.workspace_id.clone(),
-        enabled,
+        enabled: body.enabled,
         write_keys: vec![crate::id::random_base62(WRITE_KEY_LEN)],
-        settings,
-        labels,
+        settings: Value::Object(body.settings.unwrap_or_default()),
+        labels: body.labels.unwrap_or_default(),
         catalog_id: metadata.id.to_string(),
         created_at: now,
         updated_at: now,
@@ -210,61 +315,38 @@ pub async fn create(
         json!({ "slug": source.slug, "enabled": source.enabled, "metadataId": metadata.id });
     change.record(event("Source Created", &caller, &source, details));
     change.commit().await?;
-    Ok(super::created(
-        json!({ "source": SourceView::from(source) }),
-    ))
+    Ok(Created(source.into()))
 }
 
-#[utoipa::path(get, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"source\":{…}}}", body = SourceView),
-              (status = 404, description = "No such source in this workspace")))]
 pub async fn get(
     caller: Caller,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::ReadOnly)?;
-    let source = find(&state.db, &caller, &path).await?;
-    Ok(super::data(json!({ "source": SourceView::from(source) })))
+) -> Result<Data<SourceOutput>, ApiError> {
+    Ok(Data(find(&state.db, &caller, &path).await?.into()))
 }
 
-const UPDATABLE: &[&str] = &["slug", "name", "enabled", "settings", "labels"];
-
-#[utoipa::path(patch, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path)),
-    request_body(content = Object, description = "Any of {\"slug\", \"name\", \"enabled\", \"settings\", \"labels\"}. Settings merge by top-level key (null removes one; an echoed \"••••\" keeps the stored secret); labels replace."),
-    responses((status = 200, description = "{\"data\":{\"source\":{…}}}", body = SourceView),
-              (status = 404, description = "No such source in this workspace"),
-              (status = 409, description = "The slug is taken in this workspace"),
-              (status = 422, description = "Every validation failure")))]
 pub async fn update(
-    caller: Caller,
+    caller: Caller<Member>,
     path: web::Path<String>,
-    body: JsonBody,
+    body: JsonBody<UpdateSourceInput>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(&body, UPDATABLE)?;
-    let slug = fields.optional::<Slug>("slug");
-    let name = fields.optional::<Name>("name");
-    let enabled = fields.boolean("enabled", false);
-    let settings_patch = fields.object("settings");
-    let labels = fields.labels("labels");
-    fields.require_any(UPDATABLE);
+) -> Result<Data<SourceOutput>, ApiError> {
+    let mut body = body.parse(state.settings.max_body_bytes).await?;
     // The lock is held from the read to the commit: a concurrent PATCH
     // cannot merge settings into a stale copy.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let before = find(&mut change, &caller, &path).await?;
     let mut after = before.clone();
-    if let Some(patch) = settings_patch {
-        after.settings = settings::merge(&before.settings, patch, &mut fields.errors);
+    if let Some(patch) = body.value.as_mut().and_then(|b| b.settings.take()) {
+        after.settings = settings::merge(&before.settings, patch, &mut body.errors);
     }
     // Only now, so that mask errors are listed with all the others.
-    fields.finish()?;
-    after.slug = slug.unwrap_or(after.slug);
-    after.name = name.unwrap_or(after.name);
-    after.enabled = enabled.unwrap_or(after.enabled);
-    after.labels = labels.unwrap_or(after.labels);
+    let body = body.finish()?;
+    after.slug = body.slug.unwrap_or(after.slug);
+    after.name = body.name.unwrap_or(after.name);
+    after.enabled = body.enabled.unwrap_or(after.enabled);
+    after.labels = body.labels.unwrap_or(after.labels);
     after.updated_at = Timestamp(change.at());
     sources::update(&mut change, &after)
         .await
@@ -285,19 +367,14 @@ pub async fn update(
         changes.into_details(),
     ));
     change.commit().await?;
-    Ok(super::data(json!({ "source": SourceView::from(after) })))
+    Ok(Data(after.into()))
 }
 
-#[utoipa::path(delete, path = "/sources/{id}", tag = "Sources", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
-              (status = 404, description = "No such source in this workspace"),
-              (status = 409, description = "The source still has destinations: delete them first")))]
 pub async fn delete(
-    caller: Caller,
+    caller: Caller<Member>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
+) -> Result<Data<Done>, ApiError> {
     // The lock is held from the count to the delete: no destination can be
     // attached in between.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
@@ -319,7 +396,7 @@ pub async fn delete(
         json!({ "slug": source.slug }),
     ));
     change.commit().await?;
-    Ok(super::deleted())
+    Ok(Done::success())
 }
 
 /// How a write key appears in the audit trail: enough to tell keys apart,
@@ -331,7 +408,7 @@ fn write_key_hint(key: &str) -> String {
 /// Stores the source's write keys with the audit event, and commits.
 async fn save_write_keys(
     mut change: crate::db::Change,
-    caller: &Caller,
+    caller: &Identity,
     source: &mut Source,
     details: Value,
 ) -> Result<(), ApiError> {
@@ -342,16 +419,11 @@ async fn save_write_keys(
     Ok(())
 }
 
-#[utoipa::path(post, path = "/sources/{id}/writekey", tag = "Sources", params(("id" = String, Path)),
-    responses((status = 201, description = "{\"data\":{\"source\":{…}}}, the new key last in writeKeys", body = SourceView),
-              (status = 404, description = "No such source in this workspace"),
-              (status = 409, description = "The source already has the most write keys allowed")))]
 pub async fn add_write_key(
-    caller: Caller,
+    caller: Caller<Member>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
+) -> Result<Created<SourceOutput>, ApiError> {
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let mut source = find(&mut change, &caller, &path).await?;
     if source.write_keys.len() >= MAX_WRITE_KEYS {
@@ -364,21 +436,14 @@ pub async fn add_write_key(
     let details = json!({ "changes": { "writeKeys": { "added": write_key_hint(&key) } } });
     source.write_keys.push(key);
     save_write_keys(change, &caller, &mut source, details).await?;
-    Ok(super::created(
-        json!({ "source": SourceView::from(source) }),
-    ))
+    Ok(Created(source.into()))
 }
 
-#[utoipa::path(delete, path = "/sources/{id}/writekey/{key}", tag = "Sources",
-    params(("id" = String, Path), ("key" = String, Path, description = "One of the source's writeKeys")),
-    responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
-              (status = 404, description = "No such source in this workspace, or no such write key on it")))]
 pub async fn remove_write_key(
-    caller: Caller,
+    caller: Caller<Member>,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Member)?;
+) -> Result<Data<Done>, ApiError> {
     let (id, key) = path.into_inner();
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let mut source = find(&mut change, &caller, &id).await?;
@@ -391,5 +456,5 @@ pub async fn remove_write_key(
     let removed = source.write_keys.remove(position);
     let details = json!({ "changes": { "writeKeys": { "removed": write_key_hint(&removed) } } });
     save_write_keys(change, &caller, &mut source, details).await?;
-    Ok(super::deleted())
+    Ok(Done::success())
 }

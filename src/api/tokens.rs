@@ -1,28 +1,50 @@
 //! `/tokens` (owner only): list, mint (the plaintext is in that one
 //! response), read, and revoke through the shared revocation transaction.
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use actix_web::web;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::auth::{Caller, Role};
-use super::body::JsonBody;
+use super::auth::{Caller, Identity, Owner};
+use super::body::{FromBody, JsonBody};
 use super::error::ApiError;
-use super::pagination::PageRequest;
+use super::pagination::{PageRequest, Pagination};
+use super::reply::{Created, Data, Done};
+use super::route::Resource;
 use super::validate::Fields;
-use super::{path_id, Endpoint};
+use super::{path_id, OperationDoc};
 use crate::db::tokens::{self, Token};
-use crate::domain::{Name, TokenId};
+use crate::domain::{Name, Role, TokenId};
 use crate::revocation;
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-pub fn endpoints() -> Vec<Endpoint> {
+pub fn resources() -> Vec<Resource> {
+    const NO_SUCH: &str = "No such token in this workspace";
     vec![
-        Endpoint::new(Method::GET, "/tokens", list),
-        Endpoint::new(Method::POST, "/tokens", create),
-        Endpoint::new(Method::GET, "/tokens/{id}", get),
-        Endpoint::new(Method::DELETE, "/tokens/{id}", delete),
+        Resource::new("/tokens", "Tokens")
+            .get(
+                list,
+                OperationDoc::new("listTokens", "The workspace's tokens, oldest first"),
+            )
+            .post(
+                create,
+                OperationDoc::new(
+                    "createToken",
+                    "Mint a token: its secret is in this answer only",
+                ),
+            ),
+        Resource::new("/tokens/{id}", "Tokens")
+            .get(
+                get,
+                OperationDoc::new("getToken", "One token").status(404, NO_SUCH),
+            )
+            .delete(
+                delete,
+                OperationDoc::new("revokeToken", "Revoke a token")
+                    .describe("Revoking a revoked token changes nothing.")
+                    .status(404, NO_SUCH),
+            ),
     ]
 }
 
@@ -34,91 +56,109 @@ fn view(mut token: Token, state: &AppState) -> Token {
     token
 }
 
-#[utoipa::path(get, path = "/tokens", tag = "Tokens",
-    params(("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "Tokens of the workspace"), (status = 403, description = "Not an owner token")))]
-pub async fn list(
-    caller: Caller,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let request = PageRequest::from_request(&req)?;
-    let page = tokens::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
-    let pagination = request.pagination(&page);
-    let tokens: Vec<Token> = page.items.into_iter().map(|t| view(t, &state)).collect();
-    Ok(super::data(
-        json!({ "tokens": tokens, "pagination": pagination }),
-    ))
+/// `GET /tokens`.
+#[derive(Serialize, ToSchema)]
+pub struct ListTokensOutput {
+    tokens: Vec<Token>,
+    pagination: Pagination,
 }
 
-#[utoipa::path(post, path = "/tokens", tag = "Tokens",
-    request_body(content = Object, description = "{\"name\": string, \"role\": \"owner\"|\"member\"|\"read_only\"}"),
-    responses((status = 201, description = "{\"data\":{\"token\":{…},\"secret\":\"sgp_…\"}}: the secret is shown once"),
-              (status = 422, description = "Every validation failure")))]
-pub async fn create(
-    caller: Caller,
-    body: JsonBody,
+/// One token.
+#[derive(Serialize, ToSchema)]
+pub struct TokenOutput {
+    token: Token,
+}
+
+/// A new token and its secret, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct CreateTokenOutput {
+    token: Token,
+    /// The token itself (`sgp_…`): keep it, it is never shown again.
+    secret: String,
+}
+
+/// `POST /tokens`.
+#[derive(ToSchema)]
+pub struct CreateTokenInput {
+    name: Name,
+    role: Role,
+}
+
+impl FromBody for CreateTokenInput {
+    const FIELDS: &'static [&'static str] = &["name", "role"];
+
+    fn read(fields: &mut Fields) -> Option<CreateTokenInput> {
+        let name = fields.required("name");
+        let role = fields.required("role");
+        Some(CreateTokenInput {
+            name: name?,
+            role: role?,
+        })
+    }
+}
+
+pub async fn list(
+    caller: Caller<Owner>,
+    page: Result<PageRequest, ApiError>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(&body, &["name", "role"])?;
-    let name = fields.required::<Name>("name");
-    let role = fields.required::<Role>("role");
-    let (Some(name), Some(role)) = (name, role) else {
-        return Err(fields.into_error());
-    };
-    fields.finish()?;
+) -> Result<Data<ListTokensOutput>, ApiError> {
+    let request = page?;
+    let page = tokens::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
+    let pagination = request.pagination(&page);
+    Ok(Data(ListTokensOutput {
+        tokens: page.items.into_iter().map(|t| view(t, &state)).collect(),
+        pagination,
+    }))
+}
+
+pub async fn create(
+    caller: Caller<Owner>,
+    body: JsonBody<CreateTokenInput>,
+    state: web::Data<AppState>,
+) -> Result<Created<CreateTokenOutput>, ApiError> {
+    let body = body.read(state.settings.max_body_bytes).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let minted = crate::token::mint(
         &mut change,
         &caller.workspace_id,
-        name,
-        role,
+        body.name,
+        body.role,
         &caller.actor(),
     )
     .await?;
     change.commit().await?;
-    Ok(super::created(json!({
-        "token": minted.token,
-        "secret": minted.secret.expose(),
-    })))
+    Ok(Created(CreateTokenOutput {
+        secret: minted.secret.expose().to_string(),
+        token: minted.token,
+    }))
 }
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Token, ApiError> {
+async fn find(state: &AppState, caller: &Identity, id: &str) -> Result<Token, ApiError> {
     let id: TokenId = path_id(id, "token")?;
     tokens::find(&state.db, &caller.workspace_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("token"))
 }
 
-#[utoipa::path(get, path = "/tokens/{id}", tag = "Tokens",
-    params(("id" = String, Path)),
-    responses((status = 200, description = "One token"), (status = 404, description = "No such token in this workspace")))]
 pub async fn get(
-    caller: Caller,
+    caller: Caller<Owner>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
+) -> Result<Data<TokenOutput>, ApiError> {
     let token = find(&state, &caller, &path).await?;
-    Ok(super::data(json!({ "token": view(token, &state) })))
+    Ok(Data(TokenOutput {
+        token: view(token, &state),
+    }))
 }
 
-#[utoipa::path(delete, path = "/tokens/{id}", tag = "Tokens",
-    params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}; revoking a revoked token changes nothing"),
-              (status = 404, description = "No such token in this workspace")))]
 pub async fn delete(
-    caller: Caller,
+    caller: Caller<Owner>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
+) -> Result<Data<Done>, ApiError> {
     let token = find(&state, &caller, &path).await?;
     if revocation::revoke_one(&state.db, &token, caller.actor(), revocation::REASON_API).await? {
         state.metrics.tokens_revoked.inc();
     }
-    Ok(super::deleted())
+    Ok(Done::success())
 }

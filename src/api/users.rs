@@ -1,31 +1,113 @@
 //! `/users` (owner only): the workspace's members. Owners receive the leak
 //! emails; the last owner can be neither removed nor demoted.
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::web;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
-use super::auth::{Caller, Role};
-use super::body::JsonBody;
+use super::auth::{Caller, Identity, Owner};
+use super::body::{FromBody, JsonBody};
 use super::error::{ApiError, OnUniqueViolation};
-use super::pagination::PageRequest;
+use super::pagination::{PageRequest, Pagination};
+use super::reply::{Created, Data, Done};
+use super::route::Resource;
 use super::validate::Fields;
-use super::{path_id, Endpoint};
+use super::{path_id, OperationDoc};
 use crate::audit::NewEvent;
 use crate::db::users::{self, User};
 use crate::db::{Change, Conn};
-use crate::domain::{Email, Name, UserId, WorkspaceId};
+use crate::domain::{Email, Name, Role, UserId, WorkspaceId};
 use crate::state::AppState;
 use crate::time::Timestamp;
 
-pub fn endpoints() -> Vec<Endpoint> {
+pub fn resources() -> Vec<Resource> {
+    const NO_SUCH: &str = "No such user in this workspace";
     vec![
-        Endpoint::new(Method::GET, "/users", list),
-        Endpoint::new(Method::POST, "/users", create),
-        Endpoint::new(Method::GET, "/users/{id}", get),
-        Endpoint::new(Method::PATCH, "/users/{id}", update),
-        Endpoint::new(Method::DELETE, "/users/{id}", delete),
+        Resource::new("/users", "Users")
+            .get(
+                list,
+                OperationDoc::new("listUsers", "The workspace's users, oldest first"),
+            )
+            .post(
+                create,
+                OperationDoc::new("createUser", "Add a user to the workspace")
+                    .status(409, "A user with this email is already in the workspace"),
+            ),
+        Resource::new("/users/{id}", "Users")
+            .get(
+                get,
+                OperationDoc::new("getUser", "One user").status(404, NO_SUCH),
+            )
+            .patch(
+                update,
+                OperationDoc::new("updateUser", "Change a user's role or name")
+                    .status(404, NO_SUCH)
+                    .status(409, "It would leave the workspace without an owner"),
+            )
+            .delete(
+                delete,
+                OperationDoc::new("deleteUser", "Remove a user from the workspace")
+                    .status(404, NO_SUCH)
+                    .status(409, "The workspace's last owner"),
+            ),
     ]
+}
+
+/// `GET /users`.
+#[derive(Serialize, ToSchema)]
+pub struct ListUsersOutput {
+    users: Vec<User>,
+    pagination: Pagination,
+}
+
+/// One user.
+#[derive(Serialize, ToSchema)]
+pub struct UserOutput {
+    user: User,
+}
+
+/// `POST /users`.
+#[derive(ToSchema)]
+pub struct CreateUserInput {
+    email: Email,
+    /// Default: the part of the email before the @.
+    name: Option<Name>,
+    role: Role,
+}
+
+impl FromBody for CreateUserInput {
+    const FIELDS: &'static [&'static str] = &["email", "name", "role"];
+
+    fn read(fields: &mut Fields) -> Option<CreateUserInput> {
+        let email = fields.required("email");
+        let name = fields.optional("name");
+        let role = fields.required("role");
+        Some(CreateUserInput {
+            email: email?,
+            name,
+            role: role?,
+        })
+    }
+}
+
+/// `PATCH /users/{id}`: the fields to change.
+#[derive(ToSchema)]
+pub struct UpdateUserInput {
+    role: Option<Role>,
+    name: Option<Name>,
+}
+
+impl FromBody for UpdateUserInput {
+    const FIELDS: &'static [&'static str] = &["role", "name"];
+    const AT_LEAST_ONE: bool = true;
+
+    fn read(fields: &mut Fields) -> Option<UpdateUserInput> {
+        Some(UpdateUserInput {
+            role: fields.optional("role"),
+            name: fields.optional("name"),
+        })
+    }
 }
 
 fn event(
@@ -72,141 +154,109 @@ pub async fn add_user(
     Ok(user)
 }
 
-async fn find(conn: impl Into<Conn<'_>>, caller: &Caller, id: &str) -> Result<User, ApiError> {
+async fn find(conn: impl Into<Conn<'_>>, caller: &Identity, id: &str) -> Result<User, ApiError> {
     let id: UserId = path_id(id, "user")?;
     users::find(conn, &caller.workspace_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-#[utoipa::path(get, path = "/users", tag = "Users",
-    params(("pagination[count]" = Option<i64>, Query), ("pagination[cursor]" = Option<String>, Query)),
-    responses((status = 200, description = "Users of the workspace")))]
 pub async fn list(
-    caller: Caller,
-    req: HttpRequest,
+    caller: Caller<Owner>,
+    page: Result<PageRequest, ApiError>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let request = PageRequest::from_request(&req)?;
+) -> Result<Data<ListUsersOutput>, ApiError> {
+    let request = page?;
     let page = users::page(&state.db, &caller.workspace_id, &request.keyset()?).await?;
     let pagination = request.pagination(&page);
-    Ok(super::data(
-        json!({ "users": page.items, "pagination": pagination }),
-    ))
+    Ok(Data(ListUsersOutput {
+        users: page.items,
+        pagination,
+    }))
 }
 
-#[utoipa::path(post, path = "/users", tag = "Users",
-    request_body(content = Object, description = "{\"email\": string, \"name\": string, \"role\": \"owner\"|\"member\"|\"read_only\"}"),
-    responses((status = 201, description = "The new user"), (status = 409, description = "Email already in the workspace"),
-              (status = 422, description = "Every validation failure")))]
 pub async fn create(
-    caller: Caller,
-    body: JsonBody,
+    caller: Caller<Owner>,
+    body: JsonBody<CreateUserInput>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(&body, &["email", "name", "role"])?;
-    let email = fields.required::<Email>("email");
-    let name = fields.optional::<Name>("name");
-    let role = fields.required::<Role>("role");
-    let (Some(email), Some(role)) = (email, role) else {
-        return Err(fields.into_error());
-    };
-    fields.finish()?;
-    let name = name.unwrap_or_else(|| email.default_name());
+) -> Result<Created<UserOutput>, ApiError> {
+    let body = body.read(state.settings.max_body_bytes).await?;
+    let name = body.name.unwrap_or_else(|| body.email.default_name());
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let user = add_user(
         &mut change,
         &caller.workspace_id,
-        email,
+        body.email,
         name,
-        role,
+        body.role,
         &caller.actor(),
     )
     .await
     // The address stays out of the message: errors end up in logs.
     .on_unique_violation(|| "a user with this email already exists in this workspace".into())?;
     change.commit().await?;
-    Ok(super::created(json!({ "user": user })))
+    Ok(Created(UserOutput { user }))
 }
 
-#[utoipa::path(get, path = "/users/{id}", tag = "Users", params(("id" = String, Path)),
-    responses((status = 200, description = "One user"), (status = 404, description = "No such user in this workspace")))]
 pub async fn get(
-    caller: Caller,
+    caller: Caller<Owner>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let found = find(&state.db, &caller, &path).await?;
-    Ok(super::data(json!({ "user": found })))
+) -> Result<Data<UserOutput>, ApiError> {
+    let user = find(&state.db, &caller, &path).await?;
+    Ok(Data(UserOutput { user }))
 }
 
-#[utoipa::path(patch, path = "/users/{id}", tag = "Users", params(("id" = String, Path)),
-    request_body(content = Object, description = "{\"role\": \"owner\"|\"member\"|\"read_only\", \"name\"?: string}"),
-    responses((status = 200, description = "The updated user"), (status = 409, description = "Would leave the workspace without an owner")))]
 pub async fn update(
-    caller: Caller,
+    caller: Caller<Owner>,
     path: web::Path<String>,
-    body: JsonBody,
+    body: JsonBody<UpdateUserInput>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
-    let mut fields = Fields::of(&body, &["role", "name"])?;
-    let role = fields.optional::<Role>("role");
-    let name = fields.optional::<Name>("name");
-    fields.require_any(&["role", "name"]);
-    fields.finish()?;
+) -> Result<Data<UserOutput>, ApiError> {
+    let body = body.read(state.settings.max_body_bytes).await?;
     // Two concurrent demotions or removals must not both see a second owner.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let mut found = find(&mut change, &caller, &path).await?;
-    if found.role == Role::Owner
-        && role.is_some_and(|r| r != Role::Owner)
+    let mut user = find(&mut change, &caller, &path).await?;
+    if user.role == Role::Owner
+        && body.role.is_some_and(|r| r != Role::Owner)
         && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
     {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner; promote another user first".into(),
         ));
     }
-    let before = found.role;
-    found.role = role.unwrap_or(found.role);
-    found.name = name.unwrap_or(found.name);
-    found.updated_at = Timestamp(change.at());
-    users::update(&mut change, &found).await?;
+    let before = user.role;
+    user.role = body.role.unwrap_or(user.role);
+    user.name = body.name.unwrap_or(user.name);
+    user.updated_at = Timestamp(change.at());
+    users::update(&mut change, &user).await?;
     change.record(event(
         "User Modified",
         &caller.actor(),
-        &found,
-        json!({ "previousRole": before, "role": found.role, "name": found.name }),
+        &user,
+        json!({ "previousRole": before, "role": user.role, "name": user.name }),
     ));
     change.commit().await?;
-    Ok(super::data(json!({ "user": found })))
+    Ok(Data(UserOutput { user }))
 }
 
-#[utoipa::path(delete, path = "/users/{id}", tag = "Users", params(("id" = String, Path)),
-    responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
-              (status = 409, description = "The workspace's last owner")))]
 pub async fn delete(
-    caller: Caller,
+    caller: Caller<Owner>,
     path: web::Path<String>,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    caller.require(Role::Owner)?;
+) -> Result<Data<Done>, ApiError> {
     // Two concurrent demotions or removals must not both see a second owner.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let found = find(&mut change, &caller, &path).await?;
-    if found.role == Role::Owner
+    let user = find(&mut change, &caller, &path).await?;
+    if user.role == Role::Owner
         && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
     {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner and cannot be removed".into(),
         ));
     }
-    users::delete(&mut change, &found.id).await?;
-    change.record(event("User Removed", &caller.actor(), &found, json!({})));
+    users::delete(&mut change, &user.id).await?;
+    change.record(event("User Removed", &caller.actor(), &user, json!({})));
     change.commit().await?;
-    Ok(super::deleted())
+    Ok(Done::success())
 }

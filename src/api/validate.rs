@@ -86,6 +86,12 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The settings of a new resource (`settings::for_create`).
+    pub fn settings_for_create(&mut self, name: &str) -> Option<Map<String, Value>> {
+        let given = self.object(name)?;
+        Some(super::settings::for_create(given, &mut self.errors))
+    }
+
     /// Segment's labels: `[{"key": "...", "value": "..."}]`.
     pub fn labels(&mut self, name: &str) -> Option<Vec<Label>> {
         let Value::Array(list) = self.value(name, false)? else {
@@ -97,7 +103,8 @@ impl<'a> Fields<'a> {
             let key = item.get("key").and_then(Value::as_str).unwrap_or("");
             let value = item.get("value").and_then(Value::as_str).unwrap_or("");
             let extra = item.as_object().is_some_and(|o| o.len() > 2);
-            if key.is_empty() || value.is_empty() || extra || key.len() > 100 || value.len() > 100 {
+            let fits = |s: &str| (1..=100).contains(&s.chars().count());
+            if !fits(key) || !fits(value) || extra {
                 self.fail(
                     &format!("{name}[{i}]"),
                     "must be {\"key\": string, \"value\": string}, each 1 to 100 characters",

@@ -14,7 +14,6 @@ pub struct Token {
     pub id: TokenId,
     #[serde(skip)]
     pub workspace_id: WorkspaceId,
-    #[schema(value_type = String)]
     pub name: Name,
     pub role: Role,
     #[serde(skip)]
@@ -24,8 +23,13 @@ pub struct Token {
     pub created_at: Timestamp,
     /// The actor that minted it (`public-api-token/<id>`, `cli`, …).
     pub created_by: String,
+    #[schema(required)]
     pub last_used_at: Option<Timestamp>,
+    #[schema(required)]
     pub revoked_at: Option<Timestamp>,
+    /// Why it was revoked: `revoked_by_owner`, `github_secret_scanning` or
+    /// `revoked_by_operator`.
+    #[schema(required)]
     pub revoked_reason: Option<String>,
 }
 

@@ -12,9 +12,7 @@ pub struct User {
     pub id: UserId,
     #[serde(skip)]
     pub workspace_id: WorkspaceId,
-    #[schema(value_type = String)]
     pub email: Email,
-    #[schema(value_type = String)]
     pub name: Name,
     pub role: Role,
     pub created_at: Timestamp,

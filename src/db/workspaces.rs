@@ -9,9 +9,7 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Workspace {
     pub id: WorkspaceId,
-    #[schema(value_type = String)]
     pub name: Name,
-    #[schema(value_type = String)]
     pub slug: Slug,
     #[serde(skip)]
     pub created_at: Timestamp,

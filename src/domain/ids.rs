@@ -9,13 +9,29 @@ use super::Parse;
 /// Longest id accepted; issued ids are 24 characters.
 const MAX_ID: usize = 64;
 
+/// What an id looks like, as the OpenAPI document declares it. An id of
+/// any other shape could not have been issued (the API answers 404).
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
+
+/// The schema of every id.
+pub fn id_schema() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "pattern": ID_PATTERN })
+}
+
 macro_rules! id_type {
     ($($(#[$doc:meta])* $name:ident;)*) => {$(
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
-        #[schema(value_type = String)]
         pub struct $name(String);
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+                serde_json::from_value(id_schema()).expect("a valid schema")
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
 
         impl $name {
             /// A new random id.

@@ -73,6 +73,8 @@ impl crate::db::ToArg for Role {
 /// Segment's `{"key": …, "value": …}` label of a source.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Label {
+    #[schema(min_length = 1, max_length = 100)]
     pub key: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub value: String,
 }

@@ -1,11 +1,115 @@
 //! Text values with rules: names, slugs, email addresses, token hashes.
+//! Each rule is also written as the JSON Schema pattern the OpenAPI
+//! document declares (ECMA-262, which Python's `re` and Rust's `regex`
+//! read alike here); the tests hold each parser and its pattern equal.
 
 use serde::Serialize;
+use serde_json::json;
+use utoipa::openapi::{RefOr, Schema};
 
 use super::Parse;
 
 /// Longest name, in characters.
 pub const MAX_NAME: usize = 200;
+
+/// The characters `str::trim` removes (Unicode White_Space), and the
+/// control characters (`char::is_control`), as the insides of a regex
+/// character class.
+macro_rules! space {
+    () => {
+        r"\t\n\x0B\x0C\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+macro_rules! control {
+    () => {
+        r"\x00-\x1F\x7F-\x9F"
+    };
+}
+
+/// A name: 1 to 200 characters once trimmed, none of them a control
+/// character. Space around it is allowed and dropped.
+pub const NAME_PATTERN: &str = concat!(
+    "^[",
+    space!(),
+    "]*",
+    "[^",
+    space!(),
+    control!(),
+    "]",
+    "(?:[^",
+    control!(),
+    "]{0,198}[^",
+    space!(),
+    control!(),
+    "])?",
+    "[",
+    space!(),
+    "]*$"
+);
+
+/// A slug: 1 to 100 lower-case letters, digits, `-` and `_`, the first a
+/// letter or digit, once trimmed.
+pub const SLUG_PATTERN: &str = concat!(
+    "^[",
+    space!(),
+    "]*",
+    "[a-z0-9][a-z0-9_-]{0,99}",
+    "[",
+    space!(),
+    "]*$"
+);
+
+/// The characters of an email address's local part (RFC 5322 `atext`,
+/// ASCII only).
+macro_rules! atext {
+    () => {
+        r"A-Za-z0-9!#$%&'*+/=?^_`{|}~-"
+    };
+}
+macro_rules! label {
+    () => {
+        r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    };
+}
+
+/// An email address, once trimmed: a dot-atom local part of at most 64
+/// characters, `@`, and a domain of letters, digits and hyphens; at most
+/// 254 characters in all. Each pattern says one of these; a valid address
+/// matches all three.
+pub const EMAIL_PATTERNS: [&str; 3] = [
+    concat!(
+        "^[",
+        space!(),
+        "]*",
+        "[",
+        atext!(),
+        "]+(?:\\.[",
+        atext!(),
+        "]+)*",
+        "@",
+        label!(),
+        "(?:\\.",
+        label!(),
+        ")*",
+        "[",
+        space!(),
+        "]*$"
+    ),
+    // Not anchored at the end: the first @ is at most 64 characters in.
+    concat!("^[", space!(), "]*[^@]{1,64}@"),
+    concat!(
+        "^[",
+        space!(),
+        "]*[^",
+        space!(),
+        "]{1,254}[",
+        space!(),
+        "]*$"
+    ),
+];
+
+const MAX_LOCAL_PART: usize = 64;
+const MAX_EMAIL: usize = 254;
 
 /// Trimmed, non-empty, at most `max` characters, no control characters.
 fn plain_text(text: &str, max: usize) -> Result<&str, String> {
@@ -134,10 +238,26 @@ impl Slug {
 
 impl Parse for Email {
     fn parse(text: &str) -> Result<Email, String> {
-        let value = plain_text(text, 254)?;
-        let address: lettre::Address = value
-            .parse()
-            .map_err(|_| "must be an email address".to_string())?;
+        let value = plain_text(text, MAX_EMAIL)?;
+        let not_an_address = || "must be an email address, such as alice@example.com".to_string();
+        let (local, domain) = value.split_once('@').ok_or_else(not_an_address)?;
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+        let label = |l: &str| {
+            (1..=63).contains(&l.len())
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let well_formed = local.chars().count() <= MAX_LOCAL_PART
+            && local
+                .split('.')
+                .all(|a| !a.is_empty() && a.chars().all(atext))
+            && domain.split('.').all(label);
+        if !well_formed {
+            return Err(not_an_address());
+        }
+        // It must also be an address the mailer can send to.
+        let address: lettre::Address = value.parse().map_err(|_| not_an_address())?;
         Ok(Email(address.to_string().to_ascii_lowercase()))
     }
 }
@@ -177,6 +297,52 @@ impl TokenHash {
         TokenHash(crate::token::sha256_hex(plaintext.as_bytes()))
     }
 }
+
+/// A string schema of `pattern`, as a named component.
+fn string_schema(pattern: &str, description: &str) -> RefOr<Schema> {
+    let value = json!({ "type": "string", "pattern": pattern, "description": description });
+    serde_json::from_value(value).expect("a valid schema")
+}
+
+impl utoipa::PartialSchema for Name {
+    fn schema() -> RefOr<Schema> {
+        string_schema(
+            NAME_PATTERN,
+            "1 to 200 characters once trimmed, no control characters",
+        )
+    }
+}
+impl utoipa::ToSchema for Name {}
+
+impl utoipa::PartialSchema for Slug {
+    fn schema() -> RefOr<Schema> {
+        string_schema(
+            SLUG_PATTERN,
+            "1 to 100 lower-case letters, digits, '-' or '_', starting with a letter or digit",
+        )
+    }
+}
+impl utoipa::ToSchema for Slug {}
+
+impl utoipa::PartialSchema for Email {
+    fn schema() -> RefOr<Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, SchemaType, Type};
+        let mut schema = AllOfBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "An email address (ASCII); at most 64 characters before the @, 254 in all",
+            ));
+        for pattern in EMAIL_PATTERNS {
+            schema = schema.item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::AnyValue)
+                    .pattern(Some(pattern)),
+            );
+        }
+        schema.into()
+    }
+}
+impl utoipa::ToSchema for Email {}
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,9 @@ pub struct ReportedToken {
     pub source: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = FeedbackLabel)]
 pub enum Label {
     TruePositive,
     FalsePositive,
@@ -24,11 +25,13 @@ pub enum Label {
 
 /// One entry of the feedback array: `token_raw` for our tokens (GitHub sent
 /// it to us), `token_hash` for anything else.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Feedback {
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub token_raw: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub token_hash: Option<String>,
     pub token_type: String,
     pub label: Label,

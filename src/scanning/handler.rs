@@ -3,13 +3,15 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest};
+use serde_json::json;
 
 use super::alert::{self, Feedback, Label};
 use super::keys::KeyLookup;
 use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::body::read_limited;
+use crate::api::doc::{Content, Describe, OperationDoc};
 use crate::api::error::ApiError;
 use crate::api::single_header;
 use crate::db::alerts::AlertRecord;
@@ -20,19 +22,98 @@ use crate::state::AppState;
 use crate::time::now_micros;
 use crate::token::{sha256_hex, PublicToken};
 
-#[utoipa::path(post, path = "/secret-scanning/github", tag = "Secret Scanning", security(()),
-    params(("Github-Public-Key-Identifier" = String, Header), ("Github-Public-Key-Signature" = String, Header)),
-    request_body(content = Object, description = "GitHub's JSON array of {token, type, url, source}, signed over the raw bytes"),
-    responses((status = 200, description = "Feedback: [{token_raw|token_hash, token_type, label}]"),
-              (status = 401, description = "Missing or bad signature"),
-              (status = 413, description = "Body too large"),
-              (status = 422, description = "Signed, but not an alert"),
-              (status = 503, description = "Cannot verify or store now; GitHub retries")))]
+/// The raw bytes of an alert, read only after the signature headers are
+/// checked: the signature is over exactly these bytes.
+pub struct SignedAlert(web::Payload);
+
+impl FromRequest for SignedAlert {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<SignedAlert, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let payload = web::Payload::from_request(req, payload).into_inner();
+        std::future::ready(payload.map(SignedAlert))
+    }
+}
+
+impl Describe for SignedAlert {
+    fn describe(doc: &mut OperationDoc) {
+        for (name, description) in [
+            (KEY_ID_HEADER, "Which of GitHub's keys signed the body"),
+            (
+                SIGNATURE_HEADER,
+                "Base64 of the DER ECDSA P-256 SHA-256 signature of the raw body",
+            ),
+        ] {
+            doc.parameters.push(json!({
+                "name": name,
+                "in": "header",
+                "required": true,
+                "description": description,
+                "schema": { "type": "string", "minLength": 1 },
+            }));
+        }
+        let body = json!({
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["token"],
+                "properties": {
+                    "token": { "type": "string" },
+                    "type": { "type": "string" },
+                    "url": { "type": "string" },
+                    "source": { "type": "string" },
+                },
+            },
+        });
+        doc.request_body = Some(crate::api::doc::RequestBodyDoc {
+            schema: body,
+            fields: &[],
+        });
+        doc.error(400, "The body cannot be read (broken chunked framing)");
+        doc.error(
+            401,
+            "A signature header is missing, empty, repeated or not ASCII; the signature is malformed or wrong; or the key identifier is unknown even after a refetch",
+        );
+        doc.error(413, "The body is larger than LEAKGUARD_MAX_ALERT_BYTES");
+        doc.error(
+            422,
+            "Signed, but not a JSON array of objects with a string token",
+        );
+        doc.error(
+            503,
+            "No key set is available, or the database is unavailable; GitHub retries",
+        );
+    }
+}
+
+/// GitHub's feedback: one entry per token reported.
+pub struct FeedbackList(Vec<Feedback>);
+
+impl actix_web::Responder for FeedbackList {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> actix_web::HttpResponse {
+        actix_web::HttpResponse::Ok().json(self.0)
+    }
+}
+
+impl Describe for FeedbackList {
+    fn describe(doc: &mut OperationDoc) {
+        let item = doc.schema::<Feedback>();
+        doc.answer(
+            200,
+            "Feedback: true_positive with token_raw for tokens of ours, false_positive with token_hash for the rest",
+            Content::Json(json!({ "type": "array", "items": item })),
+        );
+    }
+}
+
 pub async fn github_alert(
     req: HttpRequest,
-    payload: web::Payload,
+    SignedAlert(payload): SignedAlert,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<FeedbackList, ApiError> {
     let started = Instant::now();
     let result = handle(&req, payload, &state).await;
     let outcome = match &result {
@@ -58,7 +139,7 @@ async fn handle(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<FeedbackList, ApiError> {
     // Header names are case-insensitive in actix's HeaderMap.
     let header = |name: &str| match single_header(req, name) {
         Ok(Some("")) => Err(ApiError::Unauthorized(format!(
@@ -99,7 +180,7 @@ async fn handle(
     })?;
 
     let feedback = process(state, &key_id, reported).await?;
-    Ok(HttpResponse::Ok().json(feedback))
+    Ok(FeedbackList(feedback))
 }
 
 /// Classifies, looks up and revokes; returns GitHub's feedback array.

@@ -577,7 +577,7 @@ async fn errors_come_in_a_fixed_order_who_then_may_then_what() {
         assert_eq!(res.status(), 403);
         assert!(error_message(&json(res).await).contains("member"));
     }
-    // Then the body: too large, not JSON, wrong content type.
+    // Then the body: too large, not JSON, not sent as JSON.
     assert_eq!(
         send(member.clone(), "application/json", huge)
             .await
@@ -588,7 +588,9 @@ async fn errors_come_in_a_fixed_order_who_then_may_then_what() {
     assert_eq!(res.status(), 400);
     assert_eq!(json(res).await["errors"][0]["type"], "bad-request");
     let res = send(member.clone(), "text/plain", b"{}".to_vec()).await;
-    assert_eq!(res.status(), 400);
-    assert!(error_message(&json(res).await).contains("application/json"));
+    assert_eq!(res.status(), 415);
+    let body = json(res).await;
+    assert_eq!(body["errors"][0]["type"], "unsupported-media-type");
+    assert!(error_message(&body).contains("application/json"));
     assert_eq!(app.count("SELECT COUNT(*) FROM sources").await, 0);
 }

@@ -94,9 +94,9 @@ async fn hostile_api_requests_get_their_documented_answer_and_change_nothing() {
         // What you sent: the body's bytes (400).
         case("not JSON", post_source(b"{"), 400, "the body is not valid JSON"),
         case("empty body", post_source(b""), 400, "the body is not valid JSON"),
-        case("text/plain", with(&owner, "POST", "/sources").header("Content-Type", "text/plain").body(br#"{"slug":"x"}"#.to_vec()), 400, "send the body as application/json"),
-        case("no Content-Type", with(&owner, "POST", "/sources").body(br#"{"slug":"x"}"#.to_vec()), 400, "send the body as application/json"),
-        case("form-encoded", with(&owner, "POST", "/sources").header("Content-Type", "application/x-www-form-urlencoded").body(b"slug=x".to_vec()), 400, "send the body as application/json"),
+        case("text/plain", with(&owner, "POST", "/sources").header("Content-Type", "text/plain").body(br#"{"slug":"x"}"#.to_vec()), 415, "send the body as application/json"),
+        case("no Content-Type", with(&owner, "POST", "/sources").body(br#"{"slug":"x"}"#.to_vec()), 415, "send the body as application/json"),
+        case("form-encoded", with(&owner, "POST", "/sources").header("Content-Type", "application/x-www-form-urlencoded").body(b"slug=x".to_vec()), 415, "send the body as application/json"),
         case("invalid UTF-8", post_source(b"{\"slug\":\"\xff\"}"), 400, "invalid unicode code point"),
         case("lone surrogate escape", post_source(br#"{"name":"\udc00"}"#), 400, "the body is not valid JSON"),
         case("1,000 nested arrays", post_source(deep.as_bytes()), 400, "recursion limit exceeded"),
@@ -144,7 +144,7 @@ async fn hostile_api_requests_get_their_documented_answer_and_change_nothing() {
         case("id that is a wildcard", get("/users/*"), 404, "user not found"),
         case("a source's id as a destination's", json_to("PATCH", &wrong_kind, br#"{"name":"x"}"#), 404, "destination not found"),
         case("catalog id with a percent", get("/catalog/sources/%25"), 404, "source catalog entry not found"),
-        case("PUT is no method here", json_to("PUT", "/sources", b"{}"), 404, "no such endpoint"),
+        case("PUT is no method here", json_to("PUT", "/sources", b"{}"), 405, "this path answers only GET, POST"),
         // Pages and filters.
         case("count 0", get("/sources?pagination%5Bcount%5D=0"), 422, "must be a whole number from 1 to 1000"),
         case("count 1001", get("/sources?pagination%5Bcount%5D=1001"), 422, "must be a whole number from 1 to 1000"),
