@@ -130,14 +130,17 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
         op["security"] = json!([]);
     }
     if let Some(body) = &doc.request_body {
-        let media: &[&str] = match surface {
-            Surface::PublicApi => MEDIA_TYPES,
-            Surface::Operations => &["application/json"],
-        };
-        op["requestBody"] = json!({
+        // Segment's versioned types (`application/vnd.segment.v1+json`…)
+        // are taken too, as any `application/…+json` is; listing four
+        // identical alternatives breaks code generators.
+        let mut request = json!({
             "required": true,
-            "content": content(media, &body.schema),
+            "content": content(&["application/json"], &body.schema),
         });
+        if surface == Surface::PublicApi {
+            request["description"] = "Sent as `application/json`, or as any `application/…+json` type such as Segment's `application/vnd.segment.v1+json`.".into();
+        }
+        op["requestBody"] = request;
     }
     op
 }
@@ -387,6 +390,13 @@ mod tests {
             read.sort();
             assert_eq!(listed, read, "{} {}", endpoint.method, endpoint.path);
             assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+            if let Some(labels) = schemas[name]["properties"].get("labels") {
+                assert_eq!(
+                    labels["maxItems"],
+                    crate::api::validate::MAX_LABELS,
+                    "{name}"
+                );
+            }
         }
     }
 }

@@ -18,7 +18,8 @@ use crate::db::pagination::{Page, PageQuery, Position};
 
 pub const DEFAULT_COUNT: i64 = 200;
 pub const MAX_COUNT: i64 = 1000;
-/// The query parameters of a page request, in both spellings.
+/// The query parameters of a page request: the documented spelling first,
+/// then Segment's other one.
 pub const COUNT_KEYS: &[&str] = &["pagination[count]", "pagination.count"];
 pub const CURSOR_KEYS: &[&str] = &["pagination[cursor]", "pagination.cursor"];
 /// The first page's cursor, as Segment spells it (base64 of "0").
@@ -125,25 +126,25 @@ impl Describe for PageRequest {
     }
 }
 
-/// The query parameters of a page, in both spellings.
+/// The query parameters of a page. `pagination.count` and
+/// `pagination.cursor` are accepted as aliases but not documented, so that
+/// generated clients have one parameter for each.
 pub fn describe_pagination(doc: &mut OperationDoc) {
-    let count = json!({
-        "type": "integer",
-        "minimum": 1,
-        "maximum": MAX_COUNT,
-        "default": DEFAULT_COUNT,
-    });
-    let cursor = json!({ "type": "string" });
-    for key in COUNT_KEYS {
-        doc.query(key, "How many entries a page holds", count.clone());
-    }
-    for key in CURSOR_KEYS {
-        doc.query(
-            key,
-            "The page to answer: `next` or `previous` of an earlier answer; the first page without it",
-            cursor.clone(),
-        );
-    }
+    doc.query(
+        COUNT_KEYS[0],
+        "How many entries a page holds",
+        json!({
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_COUNT,
+            "default": DEFAULT_COUNT,
+        }),
+    );
+    doc.query(
+        CURSOR_KEYS[0],
+        "The page to answer: `next` or `previous` of an earlier answer; the first page without it",
+        json!({ "type": "string" }),
+    );
 }
 
 pub fn encode_cursor(position: &str) -> String {

@@ -7,6 +7,9 @@ use serde_json::{Map, Value};
 use super::error::{ApiError, FieldError};
 use crate::domain::{Label, Parse};
 
+/// The most labels a resource may have: they are stored in its row.
+pub const MAX_LABELS: usize = 100;
+
 pub struct Fields<'a> {
     object: &'a Map<String, Value>,
     pub errors: Vec<FieldError>,
@@ -92,12 +95,17 @@ impl<'a> Fields<'a> {
         Some(super::settings::for_create(given, &mut self.errors))
     }
 
-    /// Segment's labels: `[{"key": "...", "value": "..."}]`.
+    /// Segment's labels: `[{"key": "...", "value": "..."}]`, at most
+    /// `MAX_LABELS` of them.
     pub fn labels(&mut self, name: &str) -> Option<Vec<Label>> {
         let Value::Array(list) = self.value(name, false)? else {
             self.fail(name, "must be an array of {key, value} objects");
             return None;
         };
+        if list.len() > MAX_LABELS {
+            self.fail(name, format!("must hold at most {MAX_LABELS} labels"));
+            return None;
+        }
         let mut out = Vec::new();
         for (i, item) in list.iter().enumerate() {
             let key = item.get("key").and_then(Value::as_str).unwrap_or("");

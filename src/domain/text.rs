@@ -389,4 +389,99 @@ mod tests {
         assert_eq!(TokenHash::parse(hash.as_str()), Ok(hash));
         assert!(TokenHash::parse("ABC").is_err());
     }
+
+    /// Each parser accepts exactly what its documented pattern matches:
+    /// clients and schemathesis validate with the pattern, the server
+    /// with the parser.
+    mod patterns {
+        use super::*;
+        use proptest::prelude::*;
+        use regex::Regex;
+
+        /// Characters around every edge of the rules: space and control
+        /// characters of both kinds, the email punctuation, non-ASCII.
+        fn text(max: usize) -> impl Strategy<Value = String> {
+            let chars = prop::sample::select(vec![
+                'a', 'z', 'Q', '0', '9', '-', '_', '.', '@', '+', '!', '~', '{', ' ', '\t', '\n',
+                '\r', '\u{0B}', '\u{85}', '\u{A0}', '\u{2003}', '\u{3000}', '\u{0}', '\u{1F}',
+                '\u{7F}', '\u{9F}', 'é', '\u{FEFF}', 'ß', 'K', '/', '"',
+            ]);
+            prop::collection::vec(chars, 0..max).prop_map(|c| c.into_iter().collect())
+        }
+
+        fn matches_all(patterns: &[&str], s: &str) -> bool {
+            patterns.iter().all(|p| Regex::new(p).unwrap().is_match(s))
+        }
+
+        fn long(s: &str, n: usize) -> String {
+            s.repeat(n)
+        }
+
+        #[test]
+        fn edges() {
+            let name = [NAME_PATTERN];
+            for (text, ok) in [
+                ("a", true),
+                (" \u{3000}a\t", true),
+                ("", false),
+                ("a\u{85}b", false),
+                ("\u{85}a", true),
+                (&long("x", 200), true),
+                (&long("x", 201), false),
+                (&format!("  {}  ", long("x", 200)), true),
+            ] {
+                assert_eq!(Name::parse(text).is_ok(), ok, "{text:?}");
+                assert_eq!(matches_all(&name, text), ok, "{text:?}");
+            }
+            let local = long("a", 64);
+            for (text, ok) in [
+                ("a@b", true),
+                (" a.b@c-d.e ", true),
+                ("a..b@c", false),
+                ("a@b_c", false),
+                ("a@-b", false),
+                (&format!("{local}@x"), true),
+                (&format!("{local}a@x"), false),
+                (&format!("a@{}b", long("b.", 126)), false),
+                (&format!("a@{}b", long("b.", 125)), true),
+            ] {
+                assert_eq!(Email::parse(text).is_ok(), ok, "{text:?}");
+                assert_eq!(matches_all(&EMAIL_PATTERNS, text), ok, "{text:?}");
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn names(s in text(12)) {
+                prop_assert_eq!(Name::parse(&s).is_ok(), matches_all(&[NAME_PATTERN], &s), "{:?}", s);
+            }
+
+            #[test]
+            fn slugs(s in text(12)) {
+                prop_assert_eq!(Slug::parse(&s).is_ok(), matches_all(&[SLUG_PATTERN], &s), "{:?}", s);
+            }
+
+            #[test]
+            fn emails(s in text(16)) {
+                prop_assert_eq!(Email::parse(&s).is_ok(), matches_all(&EMAIL_PATTERNS, &s), "{:?}", s);
+            }
+
+            #[test]
+            fn emails_of_the_right_shape(
+                lead in "[ \t]{0,2}",
+                local in "[a-z.+]{1,70}",
+                domain in "[a-z0-9.-]{1,20}",
+                trail in "[ \n]{0,2}",
+            ) {
+                let s = format!("{lead}{local}@{domain}{trail}");
+                prop_assert_eq!(Email::parse(&s).is_ok(), matches_all(&EMAIL_PATTERNS, &s), "{:?}", s);
+            }
+
+            #[test]
+            fn ids(s in text(8)) {
+                let parsed = crate::domain::SourceId::parse(&s).is_ok();
+                prop_assert_eq!(parsed, matches_all(&[crate::domain::ID_PATTERN], &s), "{:?}", s);
+            }
+        }
+    }
 }
