@@ -309,7 +309,7 @@ async fn postgres_shut_down_mid_stream_gives_503_then_recovers_without_restart()
 /// while PostgreSQL stops (`mode`) and comes back. Each answer must be a
 /// 2xx or a 503; at the end, every alert GitHub would retry is retried.
 async fn postgres_outage_mid_stream(mode: &str) {
-    const TOKENS: usize = 40;
+    const TOKENS: usize = 60;
     let pg = PrivatePostgres::start();
     let app = TestApp::spawn_with(&[
         ("DATABASE_URL", &pg.url()),
@@ -359,6 +359,11 @@ async fn postgres_outage_mid_stream(mode: &str) {
                         .expect("an answer within 30 s");
                     let answer = classify(res, "alert").await;
                     alerts.lock().unwrap().push((i, answer));
+                    // A refusal comes at once; pausing, as a client backs
+                    // off, keeps tokens for after the restart.
+                    if answer == Answer::Unavailable {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
                     let res = app
                         .client
                         .get(app.url("/sources"))
