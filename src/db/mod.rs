@@ -72,7 +72,7 @@ enum Pools {
         /// Transactions and writes.
         pool: PgPool,
         /// Single-statement reads.
-        readers: PgReaders,
+        readers: Box<PgReaders>,
     },
 }
 
@@ -105,7 +105,7 @@ impl Db {
                 .test_before_acquire(false)
                 .connect_with(options.clone())
                 .await?;
-            let readers = PgReaders::new(options);
+            let readers = Box::new(PgReaders::new(options));
             return Ok(Db(Arc::new(Pools::Postgres { pool, readers })));
         }
         let options = SqliteConnectOptions::from_str(url)?
