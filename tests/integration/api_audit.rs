@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::api_helpers::*;
-use crate::support::{is_postgres, json, TestApp};
+use crate::support::{json, TestApp};
+use test_support::db::is_postgres;
 
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()

@@ -17,8 +17,6 @@ use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{sha256_hex, TOKEN_TYPE};
 use serde_json::Value;
 
-use crate::support;
-
 const BIN: &str = env!("CARGO_BIN_EXE_leakguard");
 pub(crate) const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
 
@@ -95,8 +93,8 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     pub(crate) fn new() -> Sandbox {
         let dir = tempfile::tempdir().unwrap();
-        let db_url = support::is_postgres()
-            .then(|| runtime().block_on(support::fresh_database_url(dir.path())));
+        let db_url = test_support::db::is_postgres()
+            .then(|| runtime().block_on(test_support::db::fresh_database_url(dir.path())));
         let mut vars = BTreeMap::new();
         if let Some(url) = &db_url {
             vars.insert("LEAKGUARD_DATABASE_URL".to_string(), url.clone());
@@ -1241,7 +1239,7 @@ fn no_issued_token_appears_anywhere_but_in_its_creating_answer() {
             places.push((name, std::fs::read(&path).unwrap()));
         }
     }
-    if support::is_postgres() {
+    if test_support::db::is_postgres() {
         places.push((
             "PostgreSQL rows".into(),
             postgres_rows_as_text(&sb.database_url()),
@@ -1333,7 +1331,7 @@ fn concurrent_migrations_from_several_replicas_succeed() {
             std::fs::read_to_string(err).unwrap()
         );
     }
-    let dir = if support::is_postgres() {
+    let dir = if test_support::db::is_postgres() {
         "postgres"
     } else {
         "sqlite"

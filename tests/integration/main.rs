@@ -8,7 +8,6 @@ mod api_isolation;
 mod api_pagination;
 mod api_roles;
 mod api_write_keys;
-mod bench;
 mod binary;
 mod email;
 mod faults;

@@ -234,7 +234,7 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
     );
     server.wait_ready();
     let pid = server.child.id();
-    let db_port = crate::support::is_postgres()
+    let db_port = test_support::db::is_postgres()
         .then(|| {
             url::Url::parse(&sb.database_url())
                 .ok()?
@@ -310,7 +310,7 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
          {} failed; VmRSS {:.1} MiB (first window) -> {:.1} MiB (last window), \
          peak {:.1} MiB; open files (fewest in a window) {fds_first} -> {fds_last}, \
          peak {fds_peak}, plus at most {db_connections} database connections",
-        if crate::support::is_postgres() {
+        if test_support::db::is_postgres() {
             "PostgreSQL"
         } else {
             "SQLite"

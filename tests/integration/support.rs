@@ -6,8 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use leakguard::config::Settings;
 use leakguard::db::Db;
@@ -15,98 +14,8 @@ use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::startup::{AppState, Application};
 use serde_json::Value;
-
-pub const TEST_DB_ENV: &str = "LEAKGUARD_TEST_DATABASE_URL";
-
-/// A database of its own for one test.
-pub async fn fresh_database_url(dir: &std::path::Path) -> String {
-    match std::env::var(TEST_DB_ENV) {
-        Ok(base) if !base.is_empty() => {
-            use sqlx::Connection;
-            let name = format!("lg_test_{}", leakguard::id::new_id().to_ascii_lowercase());
-            let mut conn = sqlx::PgConnection::connect(&base)
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("{TEST_DB_ENV} is set but PostgreSQL is unreachable: {e}")
-                });
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let mut url = url::Url::parse(&base).expect("postgres URL");
-            url.set_path(&format!("/{name}"));
-            url.to_string()
-        }
-        _ => format!("sqlite://{}", dir.join("leakguard.db").display()),
-    }
-}
-
-pub fn is_postgres() -> bool {
-    std::env::var(TEST_DB_ENV).is_ok_and(|v| !v.is_empty())
-}
-
-/// Serves a GitHub-format key set over HTTP; can be switched off (503),
-/// slowed down, and counts requests.
-#[derive(Clone)]
-pub struct KeyServer {
-    pub url: String,
-    body: Arc<Mutex<Option<String>>>,
-    delay: Arc<Mutex<std::time::Duration>>,
-    hits: Arc<AtomicUsize>,
-}
-
-impl KeyServer {
-    pub async fn start(body: String) -> KeyServer {
-        let body = Arc::new(Mutex::new(Some(body)));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let delay = Arc::new(Mutex::new(std::time::Duration::ZERO));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (b, d, h) = (body.clone(), delay.clone(), hits.clone());
-        let server = actix_web::HttpServer::new(move || {
-            let (b, d, h) = (b.clone(), d.clone(), h.clone());
-            actix_web::App::new().default_service(actix_web::web::to(move || {
-                let (b, d, h) = (b.clone(), d.clone(), h.clone());
-                async move {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    let pause = *d.lock().unwrap();
-                    tokio::time::sleep(pause).await;
-                    match b.lock().unwrap().clone() {
-                        Some(body) => actix_web::HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body),
-                        None => actix_web::HttpResponse::ServiceUnavailable().finish(),
-                    }
-                }
-            }))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
-        KeyServer {
-            url: format!("http://127.0.0.1:{port}/meta/public_keys/secret_scanning"),
-            body,
-            delay,
-            hits,
-        }
-    }
-
-    pub fn set(&self, body: Option<String>) {
-        *self.body.lock().unwrap() = body;
-    }
-
-    /// A pause before every answer (a key endpoint that is slow).
-    pub fn set_delay(&self, delay: std::time::Duration) {
-        *self.delay.lock().unwrap() = delay;
-    }
-
-    pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
+use test_support::db::{fresh_database_url, is_postgres};
+use test_support::keys::KeyServer;
 
 pub struct TestApp {
     pub address: String,

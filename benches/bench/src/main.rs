@@ -22,6 +22,7 @@ use leakguard::scanning::signature::{decode_signature, VerifyingKey};
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{PublicToken, TOKEN_TYPE};
+use test_support::db::PostgresDatabase;
 
 use load::{closed_loop, request, Conn};
 
@@ -52,8 +53,17 @@ struct Args {
     /// The file whose table (between the bench markers) is replaced; created
     /// if missing. By default the repository's docs/BENCHMARKS.md, from
     /// whichever directory the command runs.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/BENCHMARKS.md"))]
+    #[arg(long, default_value_os_t = repository_benchmarks())]
     out: PathBuf,
+}
+
+/// docs/BENCHMARKS.md of the repository this crate (benches/bench) is in.
+fn repository_benchmarks() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("benches/bench lies two levels below the repository root")
+        .join("docs/BENCHMARKS.md")
 }
 
 /// How much of everything one run does.
@@ -182,11 +192,11 @@ fn main() -> anyhow::Result<()> {
     let sizes = Sizes::new(&args);
     let runtime = tokio::runtime::Runtime::new()?;
     let mut results = Vec::new();
-    let dir = ScratchDir::new("sqlite")?;
-    let sqlite = format!("sqlite://{}", dir.0.join("bench.db").display());
+    let dir = scratch_dir("sqlite")?;
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     results.push(runtime.block_on(run("SQLite", &sqlite, &args, &sizes))?);
     if let Some(base) = &args.postgres {
-        let pg = runtime.block_on(PostgresDatabase::create(base))?;
+        let pg = runtime.block_on(PostgresDatabase::create(base, "lg_bench"))?;
         let result = runtime.block_on(run("PostgreSQL", &pg.url, &args, &sizes));
         runtime.block_on(pg.drop_database())?;
         results.push(result?);
@@ -234,9 +244,9 @@ async fn run(
 ) -> anyhow::Result<Results> {
     eprintln!("bench: {backend}: measuring V (ring P-256 verifications on one core)");
     let verifications = verifications_per_second(sizes.v_seconds);
-    let dir = ScratchDir::new(backend)?;
+    let dir = scratch_dir(backend)?;
     let key = DevKey::generate();
-    key.write_to(&dir.0)?;
+    key.write_to(dir.path())?;
 
     eprintln!("bench: {backend}: preparing workspaces and tokens");
     let db = Db::connect(database_url).await?;
@@ -254,7 +264,7 @@ async fn run(
     db.close().await;
 
     let smtp = SmtpServer::start().await;
-    let mut server = Server::start(database_url, &dir.0, &smtp.url()).await?;
+    let mut server = Server::start(database_url, dir.path(), &smtp.url()).await?;
     let outcome = measure(
         &server,
         &key,
@@ -647,60 +657,11 @@ impl Drop for Server {
 }
 
 /// A directory of its own under the system's temporary directory, removed
-/// when dropped (tempfile is only a dev-dependency).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(label: &str) -> anyhow::Result<ScratchDir> {
-        let path = std::env::temp_dir().join(format!(
-            "leakguard-bench-{}-{}-{}",
-            std::process::id(),
-            label.to_ascii_lowercase(),
-            leakguard::id::new_id()
-        ));
-        std::fs::create_dir_all(&path)?;
-        Ok(ScratchDir(path))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh database on a PostgreSQL server, for one run.
-struct PostgresDatabase {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    async fn create(base: &str) -> anyhow::Result<PostgresDatabase> {
-        use sqlx::Connection;
-        let name = format!("lg_bench_{}", leakguard::id::new_id().to_ascii_lowercase());
-        let mut conn = sqlx::PgConnection::connect(base).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        let mut url = url::Url::parse(base)?;
-        url.set_path(&format!("/{name}"));
-        Ok(PostgresDatabase {
-            base: base.to_string(),
-            name,
-            url: url.to_string(),
-        })
-    }
-
-    async fn drop_database(&self) -> anyhow::Result<()> {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&self.base).await?;
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    }
+/// when dropped.
+fn scratch_dir(label: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("leakguard-bench-{}-", label.to_ascii_lowercase()))
+        .tempdir()
 }
 
 // ---------------------------------------------------------------- report

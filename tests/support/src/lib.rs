@@ -1,0 +1,6 @@
+//! What leakguard's tests and its benchmark share, outside the product
+//! crate: servers that stand in for the outside world and databases of
+//! their own for each test.
+
+pub mod db;
+pub mod keys;
