@@ -3,7 +3,6 @@
 //! worker over SMTP (or into a directory of .eml files on a laptop).
 
 pub mod outbox;
-pub mod smtp_server;
 pub mod templates;
 pub mod transport;
 pub mod worker;

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use leakguard::api::auth::Role;
 use leakguard::db::Db;
-use leakguard::notify::smtp_server::SmtpServer;
 use leakguard::scanning::signature::{decode_signature, VerifyingKey};
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{PublicToken, TOKEN_TYPE};
 use test_support::db::PostgresDatabase;
+use test_support::smtp::SmtpServer;
 
 use load::{closed_loop, request, Conn};
 
