@@ -16,6 +16,7 @@ use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{sha256_hex, TOKEN_TYPE};
 use serde_json::Value;
+use test_support::db::TestDb;
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakguard");
 pub(crate) const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
@@ -231,13 +232,8 @@ impl Sandbox {
     pub(crate) fn count(&self, sql: &str, bind: &[&str]) -> i64 {
         let url = self.database_url();
         runtime().block_on(async {
-            use sqlx::Row;
-            let db = leakguard::db::Db::connect(&url).await.unwrap();
-            let mut query = sqlx::query(sql);
-            for b in bind {
-                query = query.bind(*b);
-            }
-            let n: i64 = query.fetch_one(db.pool()).await.unwrap().get(0);
+            let db = TestDb::connect(&url).await;
+            let n = db.count_with(sql, bind).await;
             db.close().await;
             n
         })
@@ -1279,24 +1275,14 @@ fn no_issued_token_appears_anywhere_but_in_its_creating_answer() {
 /// Every row of every table, as PostgreSQL prints it.
 fn postgres_rows_as_text(url: &str) -> Vec<u8> {
     runtime().block_on(async {
-        use sqlx::Row;
-        let db = leakguard::db::Db::connect(url).await.unwrap();
-        let tables: Vec<String> =
-            sqlx::query("SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")
-                .fetch_all(db.pool())
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+        let db = TestDb::connect(url).await;
         let mut out = Vec::new();
-        for table in tables {
-            for row in sqlx::query(&format!("SELECT t::text FROM {table} t"))
-                .fetch_all(db.pool())
+        for table in db.tables().await {
+            for row in db
+                .scalars::<String>(&format!("SELECT t::text FROM {table} t"))
                 .await
-                .unwrap()
             {
-                out.extend(row.get::<String, _>(0).into_bytes());
+                out.extend(row.into_bytes());
                 out.push(b'\n');
             }
         }

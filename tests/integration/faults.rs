@@ -477,10 +477,7 @@ async fn a_slow_mail_server_is_retried_and_each_message_arrives_once() {
         1,
         "two timed-out attempts, the message still queued"
     );
-    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
-        .fetch_one(app.db.pool())
-        .await
-        .unwrap();
+    let error: String = app.test_db.scalar("SELECT last_error FROM outbox").await;
     assert!(error.contains("timeout"), "{error}");
     assert_eq!(smtp.count(), 0);
 
@@ -502,10 +499,10 @@ async fn a_slow_mail_server_is_retried_and_each_message_arrives_once() {
         .await,
         2
     );
-    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM outbox ORDER BY created_at")
-        .fetch_all(app.db.pool())
-        .await
-        .unwrap();
+    let attempts: Vec<i64> = app
+        .test_db
+        .scalars("SELECT attempts FROM outbox ORDER BY created_at")
+        .await;
     assert!(attempts[0] >= 3, "{attempts:?}");
     assert_eq!(attempts[1], 1, "{attempts:?}");
     // Several worker polls later, still one copy of each.
@@ -810,11 +807,8 @@ fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
     let expected: BTreeSet<String> = {
         let url = sb.database_url();
         crate::binary::runtime().block_on(async {
-            let db = leakguard::db::Db::connect(&url).await.unwrap();
-            let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
-                .fetch_all(db.pool())
-                .await
-                .unwrap();
+            let db = test_support::db::TestDb::connect(&url).await;
+            let ids: Vec<String> = db.scalars("SELECT message_id FROM outbox").await;
             db.close().await;
             ids.into_iter().collect()
         })

@@ -260,7 +260,7 @@ async fn control_characters_where_a_token_was_found_do_not_stop_its_revocation()
     use sqlx::Row;
     let row = sqlx::query("SELECT url, source, token_type FROM token_reports WHERE token_id = $1")
         .bind(&leaked_id)
-        .fetch_one(app.db.pool())
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap();
     let stored: (String, String, String) = (row.get(0), row.get(1), row.get(2));

@@ -14,13 +14,16 @@ use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::startup::{AppState, Application};
 use serde_json::Value;
-use test_support::db::{fresh_database_url, is_postgres};
+use test_support::db::{fresh_database_url, TestDb};
 use test_support::keys::KeyServer;
 
 pub struct TestApp {
     pub address: String,
     pub db_url: String,
+    /// The product's own handle, for calling product functions.
     pub db: Db,
+    /// The test's handle, for looking into the database with SQL.
+    pub test_db: TestDb,
     pub key: DevKey,
     pub keys: KeyServer,
     pub client: reqwest::Client,
@@ -81,10 +84,12 @@ impl TestApp {
         let state = app.state();
         let db = state.db.clone();
         let join = tokio::spawn(app.run_until_stopped());
+        let test_db = TestDb::connect(&db_url).await;
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             db_url,
             db,
+            test_db,
             key,
             keys,
             client: reqwest::Client::new(),
@@ -107,6 +112,7 @@ impl TestApp {
     ) {
         self.handle.stop(true).await;
         let _ = self.join.await;
+        self.test_db.close().await;
         (self.key, self.keys, self.dir, self.settings)
     }
 
@@ -232,12 +238,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        use sqlx::Row;
-        sqlx::query(sql)
-            .fetch_one(self.db.pool())
-            .await
-            .unwrap()
-            .get(0)
+        self.test_db.count(sql).await
     }
 
     /// Waits until `sql` counts `n` (the outbox works asynchronously).
@@ -259,18 +260,7 @@ impl TestApp {
     /// workspace's audit-chain head, and the chain's verification.
     pub async fn db_state(&self) -> BTreeMap<String, String> {
         use sqlx::Row;
-        let tables_sql = if is_postgres() {
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'"
-        } else {
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-        };
-        let tables: Vec<String> = sqlx::query(tables_sql)
-            .fetch_all(self.db.pool())
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let tables = self.test_db.tables().await;
         assert!(tables.iter().any(|t| t == "audit_events"), "{tables:?}");
         let mut state = BTreeMap::new();
         for table in tables {
@@ -278,7 +268,7 @@ impl TestApp {
             state.insert(format!("rows in {table}"), n.to_string());
         }
         for row in sqlx::query("SELECT id, audit_seq, audit_head FROM workspaces")
-            .fetch_all(self.db.pool())
+            .fetch_all(self.test_db.pool())
             .await
             .unwrap()
         {
