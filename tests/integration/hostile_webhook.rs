@@ -7,11 +7,12 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::raw_http::{case, RawRequest};
+use crate::hostile_cases::case;
 use crate::support::TestApp;
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::TOKEN_TYPE;
+use test_support::http::RawRequest;
 
 const PATH: &str = "/secret-scanning/github";
 /// Small enough to test the limit cheaply, large enough for 100,000 entries.

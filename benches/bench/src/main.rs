@@ -22,9 +22,10 @@ use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{PublicToken, TOKEN_TYPE};
 use test_support::db::PostgresDatabase;
+use test_support::http::{Conn, RawRequest};
 use test_support::smtp::SmtpServer;
 
-use load::{closed_loop, request, Conn};
+use load::closed_loop;
 
 /// The first argument that makes this binary the server (`leakguard serve`
 /// with the settings in the environment): the same release build as the
@@ -327,19 +328,14 @@ async fn measure(
     };
 
     eprintln!("bench: H: GET /healthz");
-    let healthz = throughput(vec![request("GET", "/healthz", &[], b"")]).await?;
+    let healthz = throughput(vec![RawRequest::new("GET", "/healthz").to_bytes()]).await?;
 
     eprintln!("bench: authenticated GET /sources/{{id}}");
     let source_id = create_source(addr, owner_token).await?;
     let reader = mint_through_api(addr, owner_token, "read_only").await?;
-    let bearer = format!("Bearer {reader}");
-    let authenticated = throughput(vec![request(
-        "GET",
-        &format!("/sources/{source_id}"),
-        &[("Authorization", &bearer)],
-        b"",
-    )])
-    .await?;
+    let read_source = RawRequest::new("GET", &format!("/sources/{source_id}"))
+        .header("Authorization", format!("Bearer {reader}"));
+    let authenticated = throughput(vec![read_source.to_bytes()]).await?;
 
     eprintln!("bench: single-token alerts (unknown, well-formed tokens)");
     let singles = (0..256)
@@ -449,16 +445,12 @@ async fn wait_for_mail(smtp: &SmtpServer, n: usize) -> anyhow::Result<()> {
 fn alert_request(key: &DevKey, tokens: &[&str]) -> Vec<u8> {
     let body = alert_body(tokens, TOKEN_TYPE, LOCATION, "commit");
     let signature = key.sign(&body);
-    request(
-        "POST",
-        "/secret-scanning/github",
-        &[
-            ("Content-Type", "application/json"),
-            (KEY_ID_HEADER, &key.identifier()),
-            (SIGNATURE_HEADER, &signature),
-        ],
-        &body,
-    )
+    RawRequest::new("POST", "/secret-scanning/github")
+        .header("Content-Type", "application/json")
+        .header(KEY_ID_HEADER, key.identifier())
+        .header(SIGNATURE_HEADER, signature)
+        .body(body)
+        .to_bytes()
 }
 
 /// `n` member tokens, inserted in bulk; their plaintexts. Without the
@@ -506,24 +498,20 @@ async fn mint(db: &Db, workspace_id: &str, n: usize) -> anyhow::Result<Vec<Strin
 /// One Public API call over the bench's own HTTP client; its JSON answer.
 async fn api(
     addr: SocketAddr,
-    method: &str,
+    method: &'static str,
     path: &str,
     token: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let bearer = format!("Bearer {token}");
-    let mut headers = vec![("Authorization", bearer.as_str())];
-    let body = match body {
-        Some(body) => {
-            headers.push(("Content-Type", "application/json"));
-            body.to_string().into_bytes()
-        }
-        None => Vec::new(),
-    };
+    let mut request =
+        RawRequest::new(method, path).header("Authorization", format!("Bearer {token}"));
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
     let mut conn = Conn::connect(addr).await?;
-    let (status, answer) = conn
-        .exchange(&request(method, path, &headers, &body))
-        .await?;
+    let (status, answer) = conn.exchange(&request.to_bytes()).await?;
     let json: serde_json::Value = serde_json::from_slice(answer)?;
     anyhow::ensure!(
         (200..300).contains(&status),
@@ -604,7 +592,8 @@ impl Server {
                 anyhow::bail!("the server exited ({status}) before it was ready:\n{log}");
             }
             if let Ok(mut conn) = Conn::connect(addr).await {
-                if let Ok((200, _)) = conn.exchange(&request("GET", "/readyz", &[], b"")).await {
+                let readyz = RawRequest::new("GET", "/readyz").to_bytes();
+                if let Ok((200, _)) = conn.exchange(&readyz).await {
                     return Ok(server);
                 }
             }

@@ -3,5 +3,6 @@
 //! their own for each test.
 
 pub mod db;
+pub mod http;
 pub mod keys;
 pub mod smtp;
