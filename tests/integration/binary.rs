@@ -6,166 +6,46 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{sha256_hex, TOKEN_TYPE};
 use serde_json::Value;
 use test_support::db::TestDb;
+use test_support::process::{self, free_port, runtime, wait_exit, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_leakguard");
 pub(crate) const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
 
 // ---------------------------------------------------------------- helpers
 
-/// A port nobody listens on right now (the OS picks it; we let it go so
-/// the child can bind it).
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// test_support's sandbox for the `leakguard` binary, with the commands
+/// that set an operator's machine up.
+pub(crate) struct Sandbox(process::Sandbox);
 
-pub(crate) fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
+impl Deref for Sandbox {
+    type Target = process::Sandbox;
 
-/// Polls `check` every 10 ms until it holds or `limit` passes.
-pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    fn deref(&self) -> &process::Sandbox {
+        &self.0
     }
 }
 
-/// What a finished command left behind.
-pub(crate) struct Done {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Done {
-    pub(crate) fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+impl DerefMut for Sandbox {
+    fn deref_mut(&mut self) -> &mut process::Sandbox {
+        &mut self.0
     }
-
-    pub(crate) fn expect_success(self, what: &str) -> Done {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "{what} failed\nstdout: {}\nstderr: {}",
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-}
-
-/// One operator's machine: a directory (the working directory of every
-/// command), a database and the settings every command gets. The child's
-/// environment is emptied first so that nothing from the test runner's
-/// environment (a stray LEAKGUARD_* or RUST_LOG) leaks in.
-pub(crate) struct Sandbox {
-    dir: tempfile::TempDir,
-    /// None: the default `sqlite://leakguard.db` in the directory.
-    db_url: Option<String>,
-    vars: BTreeMap<String, String>,
-    counter: AtomicUsize,
 }
 
 impl Sandbox {
     pub(crate) fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = test_support::db::is_postgres()
-            .then(|| runtime().block_on(test_support::db::fresh_database_url(dir.path())));
-        let mut vars = BTreeMap::new();
-        if let Some(url) = &db_url {
-            vars.insert("LEAKGUARD_DATABASE_URL".to_string(), url.clone());
-        }
-        Sandbox {
-            dir,
-            db_url,
-            vars,
-            counter: AtomicUsize::new(0),
-        }
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub(crate) fn set(&mut self, key: &str, value: &str) {
-        self.vars.insert(key.to_string(), value.to_string());
-    }
-
-    /// The URL the test itself uses to look into the database.
-    pub(crate) fn database_url(&self) -> String {
-        self.db_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.path().join("leakguard.db").display()))
-    }
-
-    pub(crate) fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(self.path())
-            .env_clear()
-            .envs(&self.vars)
-            .envs(extra.iter().copied())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    /// Output files of one command, named uniquely.
-    pub(crate) fn output_files(&self, label: &str) -> (PathBuf, PathBuf) {
-        let n = self.counter.fetch_add(1, Ordering::SeqCst);
-        let out = self.path().join(format!("{label}-{n}.stdout"));
-        let err = self.path().join(format!("{label}-{n}.stderr"));
-        (out, err)
-    }
-
-    /// Runs a command to completion (killed after 60 s).
-    pub(crate) fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Done {
-        let (out, err) = self.output_files("cmd");
-        let mut child = self
-            .command(args, extra)
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn leakguard");
-        let status = wait_exit(&mut child, Duration::from_secs(60));
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("leakguard {args:?} did not finish within 60 s");
-        }
-        Done {
-            code: status.unwrap().code(),
-            stdout: std::fs::read_to_string(&out).unwrap(),
-            stderr: std::fs::read_to_string(&err).unwrap(),
-        }
-    }
-
-    pub(crate) fn run(&self, args: &[&str]) -> Done {
-        self.run_with(args, &[])
+        Sandbox(process::Sandbox::new(BIN))
     }
 
     /// `leakguard dev keygen --out DIR`; returns DIR.
@@ -228,17 +108,6 @@ impl Sandbox {
         )
     }
 
-    /// A number from the database (the first column of the first row).
-    pub(crate) fn count(&self, sql: &str, bind: &[&str]) -> i64 {
-        let url = self.database_url();
-        runtime().block_on(async {
-            let db = TestDb::connect(&url).await;
-            let n = db.count_with(sql, bind).await;
-            db.close().await;
-            n
-        })
-    }
-
     pub(crate) fn is_revoked(&self, token: &str) -> bool {
         self.count(
             "SELECT COUNT(*) FROM tokens WHERE token_hash = $1 AND revoked_at IS NOT NULL",
@@ -254,19 +123,6 @@ impl Sandbox {
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
             .collect()
-    }
-}
-
-pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(25));
     }
 }
 

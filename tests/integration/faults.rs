@@ -677,9 +677,10 @@ async fn a_read_only_sqlite_file_stops_start_up_with_a_clear_error() {
 #[test]
 #[cfg(unix)]
 fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
-    use crate::binary::{wait_exit, wait_until, Sandbox, Server, LOCATION};
+    use crate::binary::{Sandbox, Server, LOCATION};
     use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
     use std::collections::{BTreeMap, BTreeSet};
+    use test_support::process::{runtime, wait_exit, wait_until};
 
     const TOKENS: usize = 60;
     const SENDERS: usize = 4;
@@ -806,7 +807,7 @@ fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
 
     let expected: BTreeSet<String> = {
         let url = sb.database_url();
-        crate::binary::runtime().block_on(async {
+        runtime().block_on(async {
             let db = test_support::db::TestDb::connect(&url).await;
             let ids: Vec<String> = db.scalars("SELECT message_id FROM outbox").await;
             db.close().await;

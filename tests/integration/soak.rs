@@ -17,7 +17,8 @@ use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::TOKEN_TYPE;
 use serde_json::{json, Value};
 
-use crate::binary::{wait_until, Sandbox, Server, LOCATION};
+use crate::binary::{Sandbox, Server, LOCATION};
+use test_support::process::wait_until;
 
 const RUN: Duration = Duration::from_secs(60);
 /// Connection pools, caches and the allocator settle in this time.
