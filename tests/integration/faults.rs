@@ -1,7 +1,7 @@
 //! Dependencies failing under a running leakguard: the key endpoint slow or
 //! returning garbage, PostgreSQL stopped and restarted mid-stream, a slow
 //! mail server, a full disk, a read-only SQLite file, and SIGKILL during a
-//! stream of alerts (the real binary, through binary.rs's helpers). Each
+//! stream of alerts (the real binary, through binary/mod.rs's helpers). Each
 //! fault ends with the same checks: nothing half-applied, and the service
 //! back without a restart (or, after SIGKILL, after one).
 //!
@@ -668,9 +668,9 @@ async fn a_read_only_sqlite_file_stops_start_up_with_a_clear_error() {
 
 // ------------------------------------------------------------------ SIGKILL
 
-/// binary.rs covers SIGTERM during a stream. SIGKILL gives no chance to
-/// drain: whatever got a 2xx must still be applied after a restart, and
-/// every owner's mail must arrive. Mail is at least once: a message the
+/// binary/signals_and_exit_codes.rs covers SIGTERM during a stream.
+/// SIGKILL gives no chance to drain: whatever got a 2xx must still be
+/// applied after a restart, and every owner's mail must arrive. Mail is at least once: a message the
 /// mail server accepted just before the kill, but that was not yet marked
 /// sent, goes again with the same Message-ID, so the only duplicates
 /// allowed are messages accepted before the kill, and at most twice.
