@@ -23,6 +23,7 @@ use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{PublicToken, TOKEN_TYPE};
 use test_support::db::PostgresDatabase;
 use test_support::http::{Conn, RawRequest};
+use test_support::process::free_port;
 use test_support::smtp::SmtpServer;
 
 use load::closed_loop;
@@ -495,7 +496,7 @@ async fn mint(db: &Db, workspace_id: &str, n: usize) -> anyhow::Result<Vec<Strin
     Ok(secrets.iter().map(|s| s.expose().to_string()).collect())
 }
 
-/// One Public API call over the bench's own HTTP client; its JSON answer.
+/// One Public API call over the raw HTTP client; its JSON answer.
 async fn api(
     addr: SocketAddr,
     method: &'static str,
@@ -554,10 +555,7 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str, dir: &Path, smtp_url: &str) -> anyhow::Result<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = std::fs::File::create(dir.join("server.log"))?;
         let mut command = Command::new(std::env::current_exe()?);
         // Only the settings below: none from the environment of whoever runs the bench.
