@@ -15,9 +15,8 @@ pub fn is_postgres() -> bool {
     std::env::var(TEST_DB_ENV).is_ok_and(|v| !v.is_empty())
 }
 
-/// The URL of a database for one test. On PostgreSQL the database stays
-/// behind when the test ends (CI drops every `lg_test_*` before a run), so
-/// that a failed test's data can still be looked at.
+/// The URL of a database for one test. On PostgreSQL nothing drops it when
+/// the test ends; CI drops every `lg_test_*` before a run.
 pub async fn fresh_database_url(dir: &Path) -> String {
     match std::env::var(TEST_DB_ENV) {
         Ok(base) if !base.is_empty() => {
