@@ -8,9 +8,10 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::api_helpers::*;
-use crate::raw_http::{case, RawRequest, CLOSED_WITHOUT_ANSWER};
+use crate::hostile_cases::case;
 use crate::support::{json, TestApp};
 use leakguard::token::PublicToken;
+use test_support::http::{RawRequest, CLOSED_WITHOUT_ANSWER};
 
 const BROKEN_FRAMING: &str = "broken chunked framing";
 

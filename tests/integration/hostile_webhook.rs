@@ -7,11 +7,12 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::raw_http::{case, RawRequest};
+use crate::hostile_cases::case;
 use crate::support::TestApp;
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::TOKEN_TYPE;
+use test_support::http::RawRequest;
 
 const PATH: &str = "/secret-scanning/github";
 /// Small enough to test the limit cheaply, large enough for 100,000 entries.
@@ -260,7 +261,7 @@ async fn control_characters_where_a_token_was_found_do_not_stop_its_revocation()
     use sqlx::Row;
     let row = sqlx::query("SELECT url, source, token_type FROM token_reports WHERE token_id = $1")
         .bind(&leaked_id)
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap();
     let stored: (String, String, String) = (row.get(0), row.get(1), row.get(2));

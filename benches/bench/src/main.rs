@@ -17,14 +17,17 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use leakguard::db::{Arg, Db, ToArg};
 use leakguard::domain::{Email, Name, Parse, Role, WorkspaceId};
-use leakguard::notify::smtp_server::SmtpServer;
 use leakguard::onboarding::create_workspace;
 use leakguard::scanning::signature::{decode_signature, VerifyingKey};
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::{PublicToken, TOKEN_TYPE};
+use test_support::db::PostgresDatabase;
+use test_support::http::{Conn, RawRequest};
+use test_support::process::free_port;
+use test_support::smtp::SmtpServer;
 
-use load::{closed_loop, request, Conn};
+use load::closed_loop;
 
 /// The first argument that makes this binary the server (`leakguard serve`
 /// with the settings in the environment): the same release build as the
@@ -53,8 +56,17 @@ struct Args {
     /// The file whose table (between the bench markers) is replaced; created
     /// if missing. By default the repository's docs/BENCHMARKS.md, from
     /// whichever directory the command runs.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/BENCHMARKS.md"))]
+    #[arg(long, default_value_os_t = repository_benchmarks())]
     out: PathBuf,
+}
+
+/// docs/BENCHMARKS.md of the repository this crate (benches/bench) is in.
+fn repository_benchmarks() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("benches/bench lies two levels below the repository root")
+        .join("docs/BENCHMARKS.md")
 }
 
 /// How much of everything one run does.
@@ -183,11 +195,11 @@ fn main() -> anyhow::Result<()> {
     let sizes = Sizes::new(&args);
     let runtime = tokio::runtime::Runtime::new()?;
     let mut results = Vec::new();
-    let dir = ScratchDir::new("sqlite")?;
-    let sqlite = format!("sqlite://{}", dir.0.join("bench.db").display());
+    let dir = scratch_dir("sqlite")?;
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.db").display());
     results.push(runtime.block_on(run("SQLite", &sqlite, &args, &sizes))?);
     if let Some(base) = &args.postgres {
-        let pg = runtime.block_on(PostgresDatabase::create(base))?;
+        let pg = runtime.block_on(PostgresDatabase::create(base, "lg_bench"))?;
         let result = runtime.block_on(run("PostgreSQL", &pg.url, &args, &sizes));
         runtime.block_on(pg.drop_database())?;
         results.push(result?);
@@ -235,9 +247,9 @@ async fn run(
 ) -> anyhow::Result<Results> {
     eprintln!("bench: {backend}: measuring V (ring P-256 verifications on one core)");
     let verifications = verifications_per_second(sizes.v_seconds);
-    let dir = ScratchDir::new(backend)?;
+    let dir = scratch_dir(backend)?;
     let key = DevKey::generate();
-    key.write_to(&dir.0)?;
+    key.write_to(dir.path())?;
 
     eprintln!("bench: {backend}: preparing workspaces and tokens");
     let db = Db::connect(database_url).await?;
@@ -259,7 +271,7 @@ async fn run(
     db.close().await;
 
     let smtp = SmtpServer::start().await;
-    let mut server = Server::start(database_url, &dir.0, &smtp.url()).await?;
+    let mut server = Server::start(database_url, dir.path(), &smtp.url()).await?;
     let outcome = measure(
         &server,
         &key,
@@ -322,19 +334,14 @@ async fn measure(
     };
 
     eprintln!("bench: H: GET /healthz");
-    let healthz = throughput(vec![request("GET", "/healthz", &[], b"")]).await?;
+    let healthz = throughput(vec![RawRequest::new("GET", "/healthz").to_bytes()]).await?;
 
     eprintln!("bench: authenticated GET /sources/{{id}}");
     let source_id = create_source(addr, owner_token).await?;
     let reader = mint_through_api(addr, owner_token, "read_only").await?;
-    let bearer = format!("Bearer {reader}");
-    let authenticated = throughput(vec![request(
-        "GET",
-        &format!("/sources/{source_id}"),
-        &[("Authorization", &bearer)],
-        b"",
-    )])
-    .await?;
+    let read_source = RawRequest::new("GET", &format!("/sources/{source_id}"))
+        .header("Authorization", format!("Bearer {reader}"));
+    let authenticated = throughput(vec![read_source.to_bytes()]).await?;
 
     eprintln!("bench: single-token alerts (unknown, well-formed tokens)");
     let singles = (0..256)
@@ -444,16 +451,12 @@ async fn wait_for_mail(smtp: &SmtpServer, n: usize) -> anyhow::Result<()> {
 fn alert_request(key: &DevKey, tokens: &[&str]) -> Vec<u8> {
     let body = alert_body(tokens, TOKEN_TYPE, LOCATION, "commit");
     let signature = key.sign(&body);
-    request(
-        "POST",
-        "/secret-scanning/github",
-        &[
-            ("Content-Type", "application/json"),
-            (KEY_ID_HEADER, &key.identifier()),
-            (SIGNATURE_HEADER, &signature),
-        ],
-        &body,
-    )
+    RawRequest::new("POST", "/secret-scanning/github")
+        .header("Content-Type", "application/json")
+        .header(KEY_ID_HEADER, key.identifier())
+        .header(SIGNATURE_HEADER, signature)
+        .body(body)
+        .to_bytes()
 }
 
 /// `n` member tokens, inserted in bulk; their plaintexts. Without the
@@ -505,27 +508,23 @@ async fn mint(db: &Db, workspace_id: &WorkspaceId, n: usize) -> anyhow::Result<V
     Ok(secrets.iter().map(|s| s.expose().to_string()).collect())
 }
 
-/// One Public API call over the bench's own HTTP client; its JSON answer.
+/// One Public API call over the raw HTTP client; its JSON answer.
 async fn api(
     addr: SocketAddr,
-    method: &str,
+    method: &'static str,
     path: &str,
     token: &str,
     body: Option<serde_json::Value>,
 ) -> anyhow::Result<serde_json::Value> {
-    let bearer = format!("Bearer {token}");
-    let mut headers = vec![("Authorization", bearer.as_str())];
-    let body = match body {
-        Some(body) => {
-            headers.push(("Content-Type", "application/json"));
-            body.to_string().into_bytes()
-        }
-        None => Vec::new(),
-    };
+    let mut request =
+        RawRequest::new(method, path).header("Authorization", format!("Bearer {token}"));
+    if let Some(body) = body {
+        request = request
+            .header("Content-Type", "application/json")
+            .body(body.to_string());
+    }
     let mut conn = Conn::connect(addr).await?;
-    let (status, answer) = conn
-        .exchange(&request(method, path, &headers, &body))
-        .await?;
+    let (status, answer) = conn.exchange(&request.to_bytes()).await?;
     let json: serde_json::Value = serde_json::from_slice(answer)?;
     anyhow::ensure!(
         (200..300).contains(&status),
@@ -568,10 +567,7 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str, dir: &Path, smtp_url: &str) -> anyhow::Result<Server> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = std::fs::File::create(dir.join("server.log"))?;
         let mut command = Command::new(std::env::current_exe()?);
         // Only the settings below: none from the environment of whoever runs the bench.
@@ -606,7 +602,8 @@ impl Server {
                 anyhow::bail!("the server exited ({status}) before it was ready:\n{log}");
             }
             if let Ok(mut conn) = Conn::connect(addr).await {
-                if let Ok((200, _)) = conn.exchange(&request("GET", "/readyz", &[], b"")).await {
+                let readyz = RawRequest::new("GET", "/readyz").to_bytes();
+                if let Ok((200, _)) = conn.exchange(&readyz).await {
                     return Ok(server);
                 }
             }
@@ -659,60 +656,11 @@ impl Drop for Server {
 }
 
 /// A directory of its own under the system's temporary directory, removed
-/// when dropped (tempfile is only a dev-dependency).
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(label: &str) -> anyhow::Result<ScratchDir> {
-        let path = std::env::temp_dir().join(format!(
-            "leakguard-bench-{}-{}-{}",
-            std::process::id(),
-            label.to_ascii_lowercase(),
-            leakguard::id::new_id()
-        ));
-        std::fs::create_dir_all(&path)?;
-        Ok(ScratchDir(path))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A fresh database on a PostgreSQL server, for one run.
-struct PostgresDatabase {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl PostgresDatabase {
-    async fn create(base: &str) -> anyhow::Result<PostgresDatabase> {
-        use sqlx::Connection;
-        let name = format!("lg_bench_{}", leakguard::id::new_id().to_ascii_lowercase());
-        let mut conn = sqlx::PgConnection::connect(base).await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        let mut url = url::Url::parse(base)?;
-        url.set_path(&format!("/{name}"));
-        Ok(PostgresDatabase {
-            base: base.to_string(),
-            name,
-            url: url.to_string(),
-        })
-    }
-
-    async fn drop_database(&self) -> anyhow::Result<()> {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&self.base).await?;
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
-    }
+/// when dropped.
+fn scratch_dir(label: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("leakguard-bench-{}-", label.to_ascii_lowercase()))
+        .tempdir()
 }
 
 // ---------------------------------------------------------------- report
