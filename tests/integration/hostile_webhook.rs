@@ -174,7 +174,7 @@ async fn hostile_alerts_get_their_documented_answer_and_change_nothing() {
         case("chunked, unsigned", unsigned(&key_id, &app.key.sign(b"[]")).chunked(), 401, "the signature does not match the body"),
         case("unsigned garbage", unsigned(&key_id, &good_sig).body(b"\x00garbage{[".to_vec()), 401, "the signature does not match the body"),
         case("chunk size not hexadecimal", RawRequest { raw_chunked: Some(b"zz\r\n[]\r\n0\r\n\r\n".to_vec()), ..signed(b"[]".to_vec()) }, 400, "cannot read the body"),
-        case("GET instead of POST", RawRequest::new("GET", PATH).header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig), 404, "no such endpoint"),
+        case("GET instead of POST", RawRequest::new("GET", PATH).header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig), 405, "GET is not a method of this path; it takes POST"),
         // Accepted: the signature is what counts, and none of these is ours.
         case("an empty array", signed(b"[]".to_vec()), 200, ""),
         case("Content-Type text/plain", signed_as(Some("text/plain"), b"[{\"token\":\"t\"}]".to_vec()), 200, ""),
