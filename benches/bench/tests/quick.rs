@@ -57,6 +57,7 @@ fn quick_run_measures_every_row_and_replaces_only_its_section() {
         "alert of 10 unknown tokens",
         "alert of 20 unknown tokens",
         "alert revoking 5 tokens of one workspace",
+        "**H₀**: a bare actix-web handler, requests/s",
         "**H**: `GET /healthz` requests/s",
         "authenticated `GET /sources/{id}` requests/s",
         "alert to SMTP",
