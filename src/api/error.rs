@@ -73,9 +73,6 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     BadRequest(String),
-    /// A known path, an unknown method: `allow` lists the methods it has.
-    #[error("method not allowed")]
-    MethodNotAllowed { allow: String },
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("validation failed")]
@@ -84,6 +81,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotAcceptable(String),
+    /// A known path, a method it does not have.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -141,11 +141,11 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -166,14 +166,14 @@ impl ResponseError for ApiError {
             ApiError::NotFound(m) => single("not-found", m.clone()),
             ApiError::Conflict(m) => single("conflict", m.clone()),
             ApiError::BadRequest(m) => single("bad-request", m.clone()),
-            ApiError::MethodNotAllowed { allow } => single(
-                "method-not-allowed",
-                format!("this path answers only {allow}"),
-            ),
             ApiError::UnsupportedMediaType(m) => single("unsupported-media-type", m.clone()),
             ApiError::Validation(list) => list.clone(),
             ApiError::PayloadTooLarge(m) => single("payload-too-large", m.clone()),
             ApiError::NotAcceptable(m) => single("not-acceptable", m.clone()),
+            ApiError::MethodNotAllowed { method, allow } => single(
+                "method-not-allowed",
+                format!("{method} is not a method of this path; it takes {allow}"),
+            ),
             ApiError::RateLimited { retry_after_secs } => single(
                 "rate-limited",
                 format!("too many requests for this token; retry in {retry_after_secs} s"),
@@ -188,11 +188,11 @@ impl ResponseError for ApiError {
         if let ApiError::RateLimited { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
         }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
+        }
         if let ApiError::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, "5"));
-        }
-        if let ApiError::MethodNotAllowed { allow } = self {
-            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.json(ErrorBody { errors: &errors })
     }

@@ -172,13 +172,18 @@ impl Resource {
     /// An actix resource of every method, relative to `prefix`.
     fn into_service(self, prefix: &str) -> actix_web::Resource {
         let allow = self.allow();
-        let mut resource = web::resource(&self.path[prefix.len()..]);
+        let mut resource = web::resource(&self.path[prefix.len()..])
+            // For the request metrics and the access log.
+            .app_data(crate::middleware::RoutePattern(self.path));
         for operation in self.operations {
             resource = resource.route(operation.route);
         }
-        resource.default_service(web::to(move || {
-            let allow = allow.clone();
-            async move { Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed { allow }) }
+        resource.default_service(web::to(move |req: actix_web::HttpRequest| {
+            let error = ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow: allow.clone(),
+            };
+            async move { Err::<actix_web::HttpResponse, _>(error) }
         }))
     }
 }
