@@ -153,20 +153,3 @@ impl<'a> Fields<'a> {
         ApiError::Validation(self.errors)
     }
 }
-
-/// A free-form identifier from a body (a catalog id, say): 1 to `max`
-/// visible characters. Parsed like the domain types so that it joins their
-/// error list.
-pub struct Identifier(pub String);
-
-impl Parse for Identifier {
-    fn parse(text: &str) -> Result<Identifier, String> {
-        if text.is_empty() || text.chars().count() > 100 {
-            Err("must be 1 to 100 characters".into())
-        } else if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            Err("must not contain spaces or control characters".into())
-        } else {
-            Ok(Identifier(text.to_string()))
-        }
-    }
-}
