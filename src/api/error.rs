@@ -12,8 +12,7 @@ use serde::Serialize;
 pub struct FieldError {
     /// What kind of problem: one per status (`validation` for 422).
     #[serde(rename = "type")]
-    #[schema(value_type = ErrorType)]
-    pub kind: &'static str,
+    pub kind: ErrorType,
     /// For people: what was wrong, and what to do about it.
     pub message: String,
     /// The body field, query parameter or header the problem is about, in
@@ -24,10 +23,9 @@ pub struct FieldError {
 }
 
 /// Every `type` an error can have.
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "kebab-case")]
-#[allow(dead_code)]
-enum ErrorType {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorType {
     Unauthorized,
     Forbidden,
     NotFound,
@@ -54,7 +52,7 @@ pub struct ErrorBody<'a> {
 impl FieldError {
     pub fn new(field: &str, message: impl Into<String>) -> FieldError {
         FieldError {
-            kind: "validation",
+            kind: ErrorType::Validation,
             message: message.into(),
             field: Some(field.to_string()),
         }
@@ -153,7 +151,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let single = |kind: &'static str, message: String| {
+        let single = |kind: ErrorType, message: String| {
             vec![FieldError {
                 kind,
                 message,
@@ -161,27 +159,27 @@ impl ResponseError for ApiError {
             }]
         };
         let errors = match self {
-            ApiError::Unauthorized(m) => single("unauthorized", m.clone()),
-            ApiError::Forbidden(m) => single("forbidden", m.clone()),
-            ApiError::NotFound(m) => single("not-found", m.clone()),
-            ApiError::Conflict(m) => single("conflict", m.clone()),
-            ApiError::BadRequest(m) => single("bad-request", m.clone()),
-            ApiError::UnsupportedMediaType(m) => single("unsupported-media-type", m.clone()),
+            ApiError::Unauthorized(m) => single(ErrorType::Unauthorized, m.clone()),
+            ApiError::Forbidden(m) => single(ErrorType::Forbidden, m.clone()),
+            ApiError::NotFound(m) => single(ErrorType::NotFound, m.clone()),
+            ApiError::Conflict(m) => single(ErrorType::Conflict, m.clone()),
+            ApiError::BadRequest(m) => single(ErrorType::BadRequest, m.clone()),
+            ApiError::UnsupportedMediaType(m) => single(ErrorType::UnsupportedMediaType, m.clone()),
             ApiError::Validation(list) => list.clone(),
-            ApiError::PayloadTooLarge(m) => single("payload-too-large", m.clone()),
-            ApiError::NotAcceptable(m) => single("not-acceptable", m.clone()),
+            ApiError::PayloadTooLarge(m) => single(ErrorType::PayloadTooLarge, m.clone()),
+            ApiError::NotAcceptable(m) => single(ErrorType::NotAcceptable, m.clone()),
             ApiError::MethodNotAllowed { method, allow } => single(
-                "method-not-allowed",
+                ErrorType::MethodNotAllowed,
                 format!("{method} is not a method of this path; it takes {allow}"),
             ),
             ApiError::RateLimited { retry_after_secs } => single(
-                "rate-limited",
+                ErrorType::RateLimited,
                 format!("too many requests for this token; retry in {retry_after_secs} s"),
             ),
-            ApiError::Unavailable(m) => single("unavailable", m.clone()),
+            ApiError::Unavailable(m) => single(ErrorType::Unavailable, m.clone()),
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "request failed");
-                single("server-error", "internal server error".into())
+                single(ErrorType::ServerError, "internal server error".into())
             }
         };
         let mut response = HttpResponse::build(self.status_code());
