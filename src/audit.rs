@@ -21,6 +21,22 @@ pub fn token_actor(token_id: &impl std::fmt::Display) -> String {
 }
 pub const GITHUB_ACTOR: &str = "github-secret-scanning";
 pub const CLI_ACTOR: &str = "cli";
+pub const OAUTH_APP_ACTOR_PREFIX: &str = "oauth-app/";
+
+/// An OAuth app: `oauth-app/<id>`, the creator of its access tokens.
+pub fn oauth_app_actor(app_id: &impl std::fmt::Display) -> String {
+    format!("{OAUTH_APP_ACTOR_PREFIX}{app_id}")
+}
+
+/// Who acts with `token`: `public-api-token/<id>` for a Public API token;
+/// for an access token its app and the token's last four characters,
+/// `oauth-app/<app id>/token/<hint>`, which its holder can tell it by.
+pub fn actor_of(token: &crate::db::tokens::Token) -> String {
+    match &token.oauth {
+        None => token_actor(&token.id),
+        Some(grant) => format!("{}/token/{}", oauth_app_actor(&grant.app_id), token.hint),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -118,7 +134,7 @@ fn chain_hash(e: &StoredEvent) -> String {
 }
 
 /// The `resourceType` values events carry.
-pub const RESOURCE_TYPES: &[&str] = &["source", "destination", "token", "user"];
+pub const RESOURCE_TYPES: &[&str] = &["source", "destination", "token", "user", "oauth_app"];
 
 /// The first place a workspace's chain breaks.
 #[derive(Debug, PartialEq, Eq)]

@@ -6,7 +6,10 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 use crate::db::{workspaces, Db};
-use crate::domain::{Email, Name, Parse, Role, TokenId, WorkspaceId};
+use crate::domain::{
+    Email, Name, OAuthAppId, OAuthKeyId, Parse, PublicKey, Role, Scope, Scopes, TokenId,
+    TokenLifetime, WorkspaceId,
+};
 use crate::scanning::simulate::{self, DevKey};
 use crate::startup::Application;
 
@@ -39,6 +42,12 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage OAuth apps: the clients that get access tokens at POST /oauth2/token.
+    #[command(name = "oauth-app")]
+    OAuthApp {
+        #[command(subcommand)]
+        command: OAuthAppCommand,
     },
     /// Inspect and retry queued email.
     Outbox {
@@ -92,6 +101,74 @@ pub enum TokenCommand {
         /// The token's id (`GET /tokens`, or the id printed when it was made).
         #[arg(long, value_parser = domain::<TokenId>)]
         id: TokenId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OAuthAppCommand {
+    /// Register an app with its first public key; prints the app as JSON
+    /// (its id is the assertions' `sub`, the key's id their `kid`).
+    Create {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        #[arg(long, value_parser = domain::<Name>)]
+        name: Name,
+        /// A PEM public key file (`openssl rsa -in private.pem -pubout`).
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long, default_value = "key 1", value_parser = domain::<Name>)]
+        key_name: Name,
+        /// Repeat for several.
+        #[arg(long = "scope", default_value = "public_api:read_write", value_parser = domain::<Scope>)]
+        scopes: Vec<Scope>,
+        /// Seconds: 86400, 172800, 259200, 604800, 1209600, 1814400 or 2592000.
+        #[arg(long, default_value = "86400", value_parser = domain::<TokenLifetime>)]
+        token_expires_in: TokenLifetime,
+    },
+    /// The workspace's apps, as JSON.
+    List {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+    },
+    /// Rename an app, or change its scopes or token lifetime.
+    Update {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        #[arg(long, value_parser = domain::<OAuthAppId>)]
+        id: OAuthAppId,
+        #[arg(long, value_parser = domain::<Name>)]
+        name: Option<Name>,
+        #[arg(long = "scope", value_parser = domain::<Scope>)]
+        scopes: Vec<Scope>,
+        #[arg(long, value_parser = domain::<TokenLifetime>)]
+        token_expires_in: Option<TokenLifetime>,
+    },
+    /// Delete an app and revoke its access tokens.
+    Delete {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        #[arg(long, value_parser = domain::<OAuthAppId>)]
+        id: OAuthAppId,
+    },
+    /// Add a public key to an app (at most two).
+    AddKey {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        #[arg(long, value_parser = domain::<OAuthAppId>)]
+        id: OAuthAppId,
+        #[arg(long)]
+        public_key: PathBuf,
+        #[arg(long, value_parser = domain::<Name>)]
+        key_name: Name,
+    },
+    /// Remove a key from an app and revoke the access tokens issued with it.
+    RemoveKey {
+        #[arg(long, value_parser = domain::<WorkspaceId>)]
+        workspace: WorkspaceId,
+        #[arg(long, value_parser = domain::<OAuthAppId>)]
+        id: OAuthAppId,
+        #[arg(long, value_parser = domain::<OAuthKeyId>)]
+        key_id: OAuthKeyId,
     },
 }
 
@@ -297,6 +374,7 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 }
             );
         }
+        Command::OAuthApp { command } => oauth_app(&db, command).await?,
         Command::Outbox {
             command: OutboxCommand::List { dead },
         } => print_json(&crate::db::outbox::list(&db, dead).await?),
@@ -334,6 +412,121 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
         Command::Serve | Command::Dev { .. } | Command::Alert { .. } => unreachable!(),
     }
     db.close().await;
+    Ok(())
+}
+
+/// A public key file, checked as the API checks `publicKey`.
+fn read_public_key(path: &std::path::Path) -> anyhow::Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    PublicKey::parse(&text).map_err(|e| anyhow::anyhow!("{}: the key {e}", path.display()))
+}
+
+async fn oauth_app(db: &Db, command: OAuthAppCommand) -> anyhow::Result<()> {
+    use crate::oauth::apps;
+    let actor = crate::audit::CLI_ACTOR;
+    let workspace = match &command {
+        OAuthAppCommand::Create { workspace, .. }
+        | OAuthAppCommand::List { workspace }
+        | OAuthAppCommand::Update { workspace, .. }
+        | OAuthAppCommand::Delete { workspace, .. }
+        | OAuthAppCommand::AddKey { workspace, .. }
+        | OAuthAppCommand::RemoveKey { workspace, .. } => workspace.clone(),
+    };
+    anyhow::ensure!(
+        workspaces::find(db, &workspace).await?.is_some(),
+        "no workspace with id {:?}",
+        workspace.as_str()
+    );
+    let scopes = |list: Vec<Scope>| Scopes::from_list(list).map_err(|e| anyhow::anyhow!("--scope {e}"));
+    if let OAuthAppCommand::List { .. } = command {
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let query = crate::db::pagination::PageQuery { count: 1000, after };
+            let page = crate::db::oauth_apps::page(db, &workspace, &query).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        print_json(&all);
+        return Ok(());
+    }
+    let mut change = db.change(workspace.as_str()).await?;
+    match command {
+        OAuthAppCommand::Create {
+            name,
+            public_key,
+            key_name,
+            scopes: list,
+            token_expires_in,
+            ..
+        } => {
+            let key = read_public_key(&public_key)?;
+            let app = apps::create_app(
+                &mut change,
+                &workspace,
+                name,
+                scopes(list)?,
+                token_expires_in,
+                key_name,
+                key,
+                actor,
+            )
+            .await?;
+            change.commit().await?;
+            print_json(&app);
+        }
+        OAuthAppCommand::Update {
+            id,
+            name,
+            scopes: list,
+            token_expires_in,
+            ..
+        } => {
+            let changes = apps::AppChanges {
+                name,
+                scopes: if list.is_empty() { None } else { Some(scopes(list)?) },
+                token_expires_in,
+            };
+            let app = apps::update_app(&mut change, &workspace, id.as_str(), changes, actor).await?;
+            change.commit().await?;
+            print_json(&app);
+        }
+        OAuthAppCommand::Delete { id, .. } => {
+            let revoked = apps::delete_app(&mut change, &workspace, id.as_str(), actor).await?;
+            change.commit().await?;
+            eprintln!("OAuth app {id} deleted; {revoked} access token(s) revoked");
+        }
+        OAuthAppCommand::AddKey {
+            id,
+            public_key,
+            key_name,
+            ..
+        } => {
+            let key = read_public_key(&public_key)?;
+            let app =
+                apps::add_app_key(&mut change, &workspace, id.as_str(), key_name, key, actor)
+                    .await?;
+            change.commit().await?;
+            print_json(&app);
+        }
+        OAuthAppCommand::RemoveKey { id, key_id, .. } => {
+            let revoked = apps::remove_app_key(
+                &mut change,
+                &workspace,
+                id.as_str(),
+                key_id.as_str(),
+                actor,
+            )
+            .await?;
+            change.commit().await?;
+            eprintln!("key {key_id} removed; {revoked} access token(s) revoked");
+        }
+        OAuthAppCommand::List { .. } => unreachable!("answered above"),
+    }
     Ok(())
 }
 

@@ -49,6 +49,9 @@ pub struct Settings {
 
     pub rate_limit_burst: u32,
     pub rate_limit_per_second: f64,
+    /// `POST /oauth2/token`'s limit, per client address and per app.
+    pub token_rate_limit_burst: u32,
+    pub token_rate_limit_per_minute: f64,
 
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -122,6 +125,8 @@ impl Settings {
             outbox_lease: p.seconds("OUTBOX_LEASE_SECS", 60.0),
             rate_limit_burst: p.positive("RATE_LIMIT_BURST", 120),
             rate_limit_per_second: p.parse("RATE_LIMIT_PER_SECOND", "20", "a number"),
+            token_rate_limit_burst: p.positive("TOKEN_RATE_LIMIT_BURST", 20),
+            token_rate_limit_per_minute: p.parse("TOKEN_RATE_LIMIT_PER_MINUTE", "10", "a number"),
             tls_cert: p.optional("TLS_CERT").map(PathBuf::from),
             tls_key: p.optional("TLS_KEY").map(PathBuf::from),
         };
@@ -134,6 +139,13 @@ impl Settings {
         if settings.rate_limit_per_second <= 0.0 || settings.rate_limit_per_second.is_nan() {
             p.errors
                 .push("LEAKGUARD_RATE_LIMIT_PER_SECOND: must be a positive number".to_string());
+        }
+        if settings.token_rate_limit_per_minute <= 0.0
+            || settings.token_rate_limit_per_minute.is_nan()
+        {
+            p.errors.push(
+                "LEAKGUARD_TOKEN_RATE_LIMIT_PER_MINUTE: must be a positive number".to_string(),
+            );
         }
         for key in raw.keys() {
             if !KNOWN_KEYS.contains(&key.as_str()) {
@@ -175,6 +187,8 @@ const KNOWN_KEYS: &[&str] = &[
     "OUTBOX_LEASE_SECS",
     "RATE_LIMIT_BURST",
     "RATE_LIMIT_PER_SECOND",
+    "TOKEN_RATE_LIMIT_BURST",
+    "TOKEN_RATE_LIMIT_PER_MINUTE",
     "TLS_CERT",
     "TLS_KEY",
 ];

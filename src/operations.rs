@@ -1,6 +1,7 @@
 //! The routes outside the Public API, for operators and their tooling:
-//! health, readiness, metrics, the OpenAPI document, and GitHub's alert
-//! endpoint. No token, no Public API conventions.
+//! health, readiness, metrics, the OpenAPI document, GitHub's alert
+//! endpoint, and OAuth's token endpoint. No token, no Public API
+//! conventions.
 
 use actix_web::body::BoxBody;
 use actix_web::http::StatusCode;
@@ -16,7 +17,7 @@ use crate::state::AppState;
 
 /// The routes outside the Public API: no token, no Public API conventions.
 pub fn resources() -> Vec<Resource> {
-    vec![
+    let mut all = vec![
         Resource::new("/healthz", "Operations").get(
             healthz,
             OperationDoc::new("getHealth", "Whether the process is up"),
@@ -46,7 +47,9 @@ pub fn resources() -> Vec<Resource> {
                  live leaked token is revoked before the answer, which is GitHub's feedback.",
             ),
         ),
-    ]
+    ];
+    all.extend(crate::oauth::token::resources());
+    all
 }
 
 /// Every (method, path) outside the Public API, with its documentation.

@@ -1,6 +1,8 @@
 //! The one transaction that revokes tokens: marks them revoked, appends the
 //! audit events and (for leaks) enqueues one email per workspace owner. Used
-//! by the GitHub scanner and by `DELETE /tokens/{id}`.
+//! by the GitHub scanner, `DELETE /tokens/{id}`, revocation by value and
+//! the OAuth apps' changes. Access tokens are revoked exactly as Public API
+//! tokens are; their events and emails also name their app.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -20,6 +22,12 @@ use crate::time::{format_micros, Timestamp};
 pub const REASON_GITHUB: &str = "github_secret_scanning";
 pub const REASON_API: &str = "revoked_by_owner";
 pub const REASON_OPERATOR: &str = "revoked_by_operator";
+/// Access tokens of an app that was deleted.
+pub const REASON_APP_DELETED: &str = "oauth_app_deleted";
+/// Access tokens issued with a key that was removed.
+pub const REASON_KEY_REMOVED: &str = "oauth_app_key_removed";
+/// Access tokens with a scope their app no longer has.
+pub const REASON_SCOPE_WITHDRAWN: &str = "oauth_scope_withdrawn";
 
 /// Where GitHub found a token.
 #[derive(Debug, Clone)]
@@ -34,7 +42,11 @@ pub struct LeakOutcome {
     pub emails_queued: usize,
 }
 
-fn revoked_event(token: &Token, actor: String, details: serde_json::Value) -> NewEvent {
+fn revoked_event(token: &Token, actor: String, mut details: serde_json::Value) -> NewEvent {
+    if let Some(grant) = &token.oauth {
+        details["oauthAppId"] = json!(grant.app_id);
+        details["hint"] = json!(token.hint);
+    }
     NewEvent {
         event_type: "Token Revoked",
         actor,
@@ -54,14 +66,35 @@ pub async fn revoke_one(
     reason: &'static str,
 ) -> db::Result<bool> {
     let mut change = db.change(token.workspace_id.as_str()).await?;
-    let at = Timestamp(change.at());
-    let revoked = db::tokens::revoke(&mut change, &[&token.id], reason, at).await?;
-    if revoked.is_empty() {
+    if revoke_in(&mut change, &[token], &actor, reason).await? == 0 {
         return Ok(false);
     }
-    change.record(revoked_event(token, actor, json!({ "reason": reason })));
     change.commit().await?;
     Ok(true)
+}
+
+/// Revokes the still-live ones of `tokens` (of the change's workspace) as
+/// part of `change`, each with its `Token Revoked` event; how many that was.
+pub async fn revoke_in(
+    change: &mut Change,
+    tokens: &[&Token],
+    actor: &str,
+    reason: &'static str,
+) -> db::Result<usize> {
+    let at = Timestamp(change.at());
+    let ids: Vec<&TokenId> = tokens.iter().map(|t| &t.id).collect();
+    let revoked: HashSet<TokenId> = db::tokens::revoke(change, &ids, reason, at)
+        .await?
+        .into_iter()
+        .collect();
+    for token in tokens.iter().filter(|t| revoked.contains(&t.id)) {
+        change.record(revoked_event(
+            token,
+            actor.to_string(),
+            json!({ "reason": reason }),
+        ));
+    }
+    Ok(revoked.len())
 }
 
 /// Everything a GitHub alert changes, in one transaction. Tokens already
@@ -128,7 +161,7 @@ pub async fn revoke_leaked(
             let activity = audit_events::recent_by_actor(
                 &mut change,
                 workspace_id,
-                &audit::token_actor(&token.id),
+                &audit::actor_of(token),
                 ACTIVITY_LIMIT,
             )
             .await?
@@ -144,6 +177,8 @@ pub async fn revoke_leaked(
             details.push(RevokedTokenInfo {
                 id: token.id.to_string(),
                 name: token.name.to_string(),
+                oauth_app_id: token.oauth.as_ref().map(|g| g.app_id.to_string()),
+                actor: audit::actor_of(token),
                 role: token.role.to_string(),
                 hint: token.hint.clone(),
                 url: report.url.clone(),

@@ -81,6 +81,10 @@ impl Application {
                 settings.rate_limit_burst,
                 settings.rate_limit_per_second,
             ),
+            oauth_rate_limiter: RateLimiter::new(
+                settings.token_rate_limit_burst,
+                settings.token_rate_limit_per_minute / 60.0,
+            ),
             last_used: LastUsed::default(),
             alert_recorder,
             token_lookup,

@@ -18,6 +18,8 @@ pub struct AppState {
     pub notifier: Notifier,
     pub metrics: Arc<Metrics>,
     pub rate_limiter: RateLimiter,
+    /// `POST /oauth2/token`'s, keyed by client address and by app.
+    pub oauth_rate_limiter: RateLimiter,
     pub last_used: LastUsed,
     pub alert_recorder: AlertRecorder,
     pub token_lookup: TokenLookup,

@@ -1,5 +1,7 @@
-//! Public API tokens: `sgp_` + 58 random base62 characters + a 6-character
-//! base62 CRC32 checksum. The checksum lets the scanner discard look-alikes
+//! The two kinds of token, one format: `sgp_` (a Public API token, until
+//! revoked) or `sgo_` (an OAuth access token, until it expires), then 58
+//! random base62 characters and a 6-character base62 CRC32 checksum of
+//! everything before it. The checksum lets the scanner discard look-alikes
 //! without a database round trip; the plaintext is never stored, only its
 //! SHA-256 and a four-character hint.
 
@@ -13,35 +15,63 @@ use crate::domain::{Name, Role, TokenHash, TokenId, WorkspaceId};
 use crate::id::BASE62;
 
 pub const PREFIX: &str = "sgp_";
+/// The prefix of OAuth access tokens (`POST /oauth2/token`).
+pub const ACCESS_TOKEN_PREFIX: &str = "sgo_";
 const RANDOM_LEN: usize = 58;
 const CHECKSUM_LEN: usize = 6;
+/// The length of either kind.
 pub const TOKEN_LEN: usize = PREFIX.len() + RANDOM_LEN + CHECKSUM_LEN;
-/// The regular expression to register with GitHub.
+/// The regular expressions to register with GitHub, one per secret type.
 pub const TOKEN_REGEX: &str = r"\bsgp_[A-Za-z0-9]{64}\b";
-/// The secret type name registered with GitHub's partner program.
+pub const ACCESS_TOKEN_REGEX: &str = r"\bsgo_[A-Za-z0-9]{64}\b";
+/// The secret type names registered with GitHub's partner program.
 pub const TOKEN_TYPE: &str = "leakguard_public_api_token";
+pub const ACCESS_TOKEN_TYPE: &str = "leakguard_oauth_access_token";
+
+/// Which kind of token a prefix says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// `sgp_`: minted by an owner or the CLI, valid until revoked.
+    ApiToken,
+    /// `sgo_`: issued to an OAuth app, valid until it expires or is revoked.
+    AccessToken,
+}
+
+impl TokenKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::ApiToken => PREFIX,
+            TokenKind::AccessToken => ACCESS_TOKEN_PREFIX,
+        }
+    }
+}
 
 /// A token that has the right shape and a valid checksum. It may still be
-/// unknown or revoked: that is the database's question.
+/// unknown, revoked or expired: that is the database's question.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicToken(String);
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TokenFormatError {
-    #[error("the token does not start with sgp_")]
+    #[error("the token does not start with sgp_ or sgo_")]
     Prefix,
-    #[error("the token must be sgp_ followed by 64 letters and digits")]
+    #[error("the token must be sgp_ or sgo_ followed by 64 letters and digits")]
     Shape,
     #[error("the token's checksum does not match")]
     Checksum,
 }
 
 impl PublicToken {
-    /// A fresh token from the operating system's CSPRNG.
+    /// A fresh Public API token (`sgp_`) from the operating system's CSPRNG.
     pub fn generate() -> PublicToken {
+        PublicToken::generate_kind(TokenKind::ApiToken)
+    }
+
+    /// A fresh token of `kind` from the operating system's CSPRNG.
+    pub fn generate_kind(kind: TokenKind) -> PublicToken {
         let rng = SystemRandom::new();
         let mut body = String::with_capacity(TOKEN_LEN);
-        body.push_str(PREFIX);
+        body.push_str(kind.prefix());
         let mut buf = [0u8; 64];
         while body.len() < PREFIX.len() + RANDOM_LEN {
             rng.fill(&mut buf).expect("the system CSPRNG failed");
@@ -59,7 +89,7 @@ impl PublicToken {
     }
 
     pub fn parse(candidate: &str) -> Result<PublicToken, TokenFormatError> {
-        if !candidate.starts_with(PREFIX) {
+        if !candidate.starts_with(PREFIX) && !candidate.starts_with(ACCESS_TOKEN_PREFIX) {
             return Err(TokenFormatError::Prefix);
         }
         if candidate.len() != TOKEN_LEN
@@ -74,6 +104,14 @@ impl PublicToken {
             return Err(TokenFormatError::Checksum);
         }
         Ok(PublicToken(candidate.to_string()))
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        if self.0.starts_with(ACCESS_TOKEN_PREFIX) {
+            TokenKind::AccessToken
+        } else {
+            TokenKind::ApiToken
+        }
     }
 
     /// SHA-256 of the whole token: what the database keys on.
@@ -148,6 +186,7 @@ pub async fn mint(
         last_used_at: None,
         revoked_at: None,
         revoked_reason: None,
+        oauth: None,
     };
     db::tokens::insert(change, &token).await?;
     change.record_in(
@@ -201,6 +240,41 @@ mod tests {
             PublicToken::parse(&format!("sgp_{}", "é".repeat(32))),
             Err(TokenFormatError::Shape)
         );
+    }
+
+    #[test]
+    fn access_tokens_share_the_format() {
+        let t = PublicToken::generate_kind(TokenKind::AccessToken);
+        assert!(t.expose().starts_with("sgo_"));
+        assert_eq!(t.expose().len(), TOKEN_LEN);
+        assert_eq!(PublicToken::parse(t.expose()).unwrap().kind(), TokenKind::AccessToken);
+        assert_eq!(PublicToken::generate().kind(), TokenKind::ApiToken);
+        // The checksum covers the prefix: the same characters under the
+        // other prefix are refused.
+        assert_eq!(
+            PublicToken::parse(&t.expose().replace("sgo_", "sgp_")),
+            Err(TokenFormatError::Checksum)
+        );
+        // As for sgp_, computed independently (Python's zlib.crc32).
+        let body = format!("sgo_{}", "0".repeat(58));
+        assert_eq!(checksum(&body), "29a5vE");
+    }
+
+    #[test]
+    fn the_registered_patterns_match_each_kind() {
+        for (kind, pattern) in [
+            (TokenKind::ApiToken, TOKEN_REGEX),
+            (TokenKind::AccessToken, ACCESS_TOKEN_REGEX),
+        ] {
+            let re = regex::Regex::new(pattern).unwrap();
+            let token = PublicToken::generate_kind(kind);
+            assert!(re.is_match(&format!("TOKEN={}\n", token.expose())));
+            let other = match kind {
+                TokenKind::ApiToken => TokenKind::AccessToken,
+                TokenKind::AccessToken => TokenKind::ApiToken,
+            };
+            assert!(!re.is_match(PublicToken::generate_kind(other).expose()));
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `Authorization: Bearer sgp_…` → the token, its workspace and its role.
+//! `Authorization: Bearer sgp_…` (or an OAuth access token, `sgo_…`) →
+//! the token, its workspace and its role.
 //! No cache: a revocation is visible to the very next request on every
 //! replica. The lookup is by SHA-256 of the presented token, so response
 //! time does not depend on how much of a stored token a guess matches.
@@ -16,22 +17,26 @@ use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
 use crate::domain::{TokenId, WorkspaceId};
 use crate::state::AppState;
+use crate::time::Timestamp;
 use crate::token::PublicToken;
 
 pub use crate::domain::Role;
 
-/// Who is calling: a live token, its workspace and its role.
+/// Who is calling: a live token (of either kind), its workspace and its
+/// role (an access token's comes from its scopes).
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub token_id: TokenId,
     pub workspace_id: WorkspaceId,
     pub role: Role,
+    /// `crate::audit::actor_of` the token.
+    actor: String,
 }
 
 impl Identity {
     /// The actor recorded in the audit trail.
     pub fn actor(&self) -> String {
-        crate::audit::token_actor(&self.token_id)
+        self.actor.clone()
     }
 }
 
@@ -126,7 +131,7 @@ impl<R: LeastRole> Describe for Caller<R> {
         doc.least_role = Some(R::ROLE);
         doc.error(
             401,
-            "The token is missing, malformed, unknown or revoked, or Authorization is sent twice",
+            "The token is missing, malformed, unknown, revoked or expired, or Authorization is sent twice",
         );
         if R::ROLE > Role::ReadOnly {
             doc.error(403, "The token's role is too low");
@@ -173,7 +178,14 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, A
     if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
+    if let Some(grant) = record.oauth.as_ref().filter(|_| record.is_expired(Timestamp::now())) {
+        return Err(ApiError::Unauthorized(format!(
+            "this access token expired at {}; get a new one from POST /oauth2/token",
+            grant.expires_at
+        )));
+    }
     Ok(Identity {
+        actor: crate::audit::actor_of(&record),
         token_id: record.id,
         workspace_id: record.workspace_id,
         role: record.role,

@@ -160,6 +160,7 @@ impl<T: FromBody> Describe for JsonBody<T> {
             }
         }
         doc.request_body = Some(RequestBodyDoc {
+            media_type: "application/json",
             schema,
             fields: T::FIELDS,
         });

@@ -40,6 +40,9 @@ pub struct OperationDoc {
 
 #[derive(Debug, Clone)]
 pub struct RequestBodyDoc {
+    /// `application/json`, or `application/x-www-form-urlencoded` for the
+    /// OAuth token endpoint.
+    pub media_type: &'static str,
     pub schema: Value,
     /// The top-level fields the body may have, from the parser (`FromBody`);
     /// a unit test holds them equal to the schema's properties.
@@ -50,6 +53,8 @@ pub struct RequestBodyDoc {
 pub struct ResponseDoc {
     pub description: String,
     pub content: Content,
+    /// Headers this answer always carries: (name, description, schema).
+    pub headers: Vec<(&'static str, &'static str, Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,8 +105,16 @@ impl OperationDoc {
             ResponseDoc {
                 description: description.into(),
                 content,
+                headers: Vec::new(),
             },
         );
+    }
+
+    /// A header the answer of `status` (already described) always carries.
+    pub fn header(&mut self, status: u16, name: &'static str, description: &'static str, schema: Value) {
+        if let Some(answer) = self.responses.get_mut(&status) {
+            answer.headers.push((name, description, schema));
+        }
     }
 
     /// An error this operation can answer with, unless a more specific
@@ -110,6 +123,7 @@ impl OperationDoc {
         self.responses.entry(status).or_insert_with(|| ResponseDoc {
             description: description.to_string(),
             content: Content::Error,
+            headers: Vec::new(),
         });
     }
 

@@ -52,6 +52,7 @@ pub fn resources() -> Vec<Resource> {
     all.extend(tokens::resources());
     all.extend(users::resources());
     all.extend(audit_events::resources());
+    all.extend(crate::oauth::apps::resources());
     all
 }
 

@@ -21,7 +21,8 @@ pub static DOCUMENT: LazyLock<Vec<u8>> =
     LazyLock::new(|| serde_json::to_vec(&document()).expect("the document serialises"));
 
 const DESCRIPTION: &str = "A Segment-style Public API whose tokens are protected by GitHub \
-secret scanning. Send `Authorization: Bearer sgp_…`. Success is `{\"data\": …}`, failure \
+secret scanning. Send `Authorization: Bearer sgp_…` (a Public API token), or an OAuth access \
+token (`sgo_…`) from `POST /oauth2/token`. Success is `{\"data\": …}`, failure \
 `{\"errors\": [{\"type\", \"message\", \"field\"?}]}`, never both. Lists take \
 `pagination[count]` (1–1000, default 200) and `pagination[cursor]`. Answers come as \
 `application/vnd.segment.v1+json` unless `Accept` asks for `…v1beta+json`, `…v1alpha+json` or \
@@ -91,8 +92,25 @@ pub fn document() -> Value {
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "bearerFormat": "sgp_…",
-                    "description": "A leakguard Public API token",
+                    "bearerFormat": "sgp_… or sgo_…",
+                    "description": "A leakguard Public API token (`sgp_…`), or an OAuth access \
+                        token (`sgo_…`)",
+                },
+                "oauth2": {
+                    "type": "oauth2",
+                    "description": "An OAuth app's access token (`sgo_…`, sent as a bearer \
+                        token): a client assertion signed with the app's key, exchanged at the \
+                        token endpoint. `public_api:read_write` acts as the member role, \
+                        `public_api:read` as read_only.",
+                    "flows": {
+                        "clientCredentials": {
+                            "tokenUrl": crate::oauth::TOKEN_PATH,
+                            "scopes": crate::domain::Scope::ALL
+                                .iter()
+                                .map(|s| (s.as_str().to_string(), json!(format!("Acts as the {} role", s.role()))))
+                                .collect::<Map<String, Value>>(),
+                        },
+                    },
                 },
             },
         },
@@ -126,16 +144,14 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
     if !parameters.is_empty() {
         op["parameters"] = parameters.into();
     }
-    if doc.least_role.is_none() {
-        op["security"] = json!([]);
-    }
+    op["security"] = security(doc.least_role);
     if let Some(body) = &doc.request_body {
         // Segment's versioned types (`application/vnd.segment.v1+json`…)
         // are taken too, as any `application/…+json` is; listing four
         // identical alternatives breaks code generators.
         let mut request = json!({
             "required": true,
-            "content": content(&["application/json"], &body.schema),
+            "content": content(&[body.media_type], &body.schema),
         });
         if surface == Surface::PublicApi {
             request["description"] = "Sent as `application/json`, or as any `application/…+json` type such as Segment's `application/vnd.segment.v1+json`.".into();
@@ -145,11 +161,26 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
     op
 }
 
+/// Who may call: no one in particular, a bearer token, or an access token
+/// whose scope gives the role.
+fn security(least_role: Option<crate::domain::Role>) -> Value {
+    let Some(least) = least_role else {
+        return json!([]);
+    };
+    let mut any = vec![json!({ "bearer": [] })];
+    for scope in crate::domain::Scope::ALL {
+        if scope.role() >= least {
+            any.push(json!({ "oauth2": [scope.as_str()] }));
+        }
+    }
+    Value::Array(any)
+}
+
 /// A path parameter: every `{id}` is an id the API issued (an id of
 /// another shape names nothing: 404); other names are described here.
 fn path_parameter(name: &str) -> Value {
     let (description, schema) = match name {
-        "id" => ("An id this API issued", crate::domain::id_schema()),
+        "id" | "keyId" => ("An id this API issued", crate::domain::id_schema()),
         "key" => (
             "One of the source's `writeKeys`",
             json!({ "type": "string", "minLength": 1 }),
@@ -181,6 +212,7 @@ fn responses(doc: &OperationDoc, surface: Surface) -> Value {
             .or_insert_with(|| super::doc::ResponseDoc {
                 description: "`Accept` allows none of the media types this API answers with".into(),
                 content: Content::Error,
+                headers: Vec::new(),
             });
     }
     let errors = json!({ "$ref": "#/components/schemas/Errors" });
@@ -257,6 +289,12 @@ fn headers(doc: &OperationDoc, surface: Surface, status: u16) -> Map<String, Val
         headers.insert(
             "Retry-After".into(),
             count_header("Seconds to wait before trying again", true),
+        );
+    }
+    for (name, description, schema) in doc.responses.get(&status).map_or(&[][..], |r| &r.headers) {
+        headers.insert(
+            name.to_string(),
+            json!({ "description": description, "required": true, "schema": schema }),
         );
     }
     headers

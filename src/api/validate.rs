@@ -79,6 +79,42 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A whole number.
+    pub fn integer(&mut self, name: &str, required: bool) -> Option<i64> {
+        match self.value(name, required)? {
+            Value::Number(n) if n.is_i64() => n.as_i64(),
+            _ => {
+                self.fail(name, "must be a whole number");
+                None
+            }
+        }
+    }
+
+    /// An array of strings, each parsed into `T` (a problem with one is
+    /// reported as `name[i]`).
+    pub fn list<T: Parse>(&mut self, name: &str, required: bool) -> Option<Vec<T>> {
+        let Value::Array(items) = self.value(name, required)? else {
+            self.fail(name, "must be an array of strings");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let parsed = match item {
+                Value::String(s) => T::parse(s),
+                _ => Err("must be a string".to_string()),
+            };
+            match parsed {
+                Ok(value) => out.push(value),
+                Err(message) => {
+                    self.fail(&format!("{name}[{i}]"), message);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
     pub fn object(&mut self, name: &str) -> Option<Map<String, Value>> {
         match self.value(name, false)? {
             Value::Object(m) => Some(m.clone()),

@@ -180,6 +180,8 @@ pub struct Filter {
     pub resource_type: Option<String>,
     /// An actor of `public-api-token/<id>` also selects that token's
     /// revocation: "what did this token do, and when did it stop".
+    /// `oauth-app/<id>` also selects what the app's access tokens did
+    /// (`oauth-app/<id>/token/<hint>`).
     pub actor: Option<String>,
     /// Only events with a sequence number below this (newest-first paging).
     pub before_seq: Option<i64>,
@@ -216,10 +218,26 @@ fn filter_sql<'a>(workspace_id: &'a WorkspaceId, filter: &'a Filter) -> (String,
                     "(actor = ${a} OR (type = 'Token Revoked' AND resource_type = 'token' AND resource_id = ${t}))"
                 ));
             }
+            None if is_oauth_app(actor) => {
+                binds.push(actor.to_arg());
+                let a = binds.len();
+                binds.push(Arg::Int(actor.len() as i64 + 1));
+                let n = binds.len();
+                clauses.push(format!(
+                    "(actor = ${a} OR substr(actor, 1, ${n}) = ${a} || '/')"
+                ));
+            }
             None => push("actor = ?", actor.to_arg(), &mut binds),
         }
     }
     (clauses.join(" AND "), binds)
+}
+
+/// `oauth-app/<id>` (and not one of its tokens).
+fn is_oauth_app(actor: &str) -> bool {
+    actor
+        .strip_prefix(crate::audit::OAUTH_APP_ACTOR_PREFIX)
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// Newest first: up to `limit` events below `filter.before_seq`, and the

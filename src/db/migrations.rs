@@ -25,6 +25,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_readiness_probe.sql"),
         postgres: include_str!("../../migrations/postgres/0003_readiness_probe.sql"),
     },
+    EmbeddedMigration {
+        version: 40,
+        description: "oauth",
+        sqlite: include_str!("../../migrations/sqlite/0040_oauth.sql"),
+        postgres: include_str!("../../migrations/postgres/0040_oauth.sql"),
+    },
 ];
 
 struct EmbeddedMigration {

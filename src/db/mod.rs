@@ -23,6 +23,7 @@ pub mod audit_events;
 pub mod batches;
 pub mod destinations;
 pub mod key_sets;
+pub mod oauth_apps;
 pub mod outbox;
 pub mod pagination;
 pub mod sources;
@@ -398,6 +399,14 @@ impl<'a> From<&'a mut Change> for Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// This connection again, for one more call that takes a `Conn`.
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Db(db) => Conn::Db(db),
+            Conn::Tx(tx) => Conn::Tx(tx),
+        }
+    }
+
     pub async fn fetch_all<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         match self {
             Conn::Db(db) => db.fetch_all(sql, args).await,

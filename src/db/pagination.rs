@@ -61,6 +61,19 @@ pub async fn page<T: FromRow + Keyed>(
     workspace_id: &str,
     query: &PageQuery,
 ) -> Result<Page<T>> {
+    page_where(conn, table, "1 = 1", columns, workspace_id, query).await
+}
+
+/// `page` of the rows that also satisfy `condition` (SQL, without
+/// parameters).
+pub async fn page_where<T: FromRow + Keyed>(
+    conn: impl Into<Conn<'_>>,
+    table: &str,
+    condition: &str,
+    columns: &str,
+    workspace_id: &str,
+    query: &PageQuery,
+) -> Result<Page<T>> {
     let mut conn = conn.into();
     let (after_created, after_id) = match &query.after {
         Some(p) => (p.created_at, p.id.as_str()),
@@ -70,7 +83,8 @@ pub async fn page<T: FromRow + Keyed>(
         .fetch_all(
             &format!(
                 "SELECT {columns} FROM {table}
-                 WHERE workspace_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
+                 WHERE workspace_id = $1 AND ({condition})
+                   AND (created_at > $2 OR (created_at = $2 AND id > $3))
                  ORDER BY created_at, id LIMIT $4"
             ),
             args![workspace_id, after_created, after_id, query.count + 1],
@@ -90,7 +104,8 @@ pub async fn page<T: FromRow + Keyed>(
                 .fetch_all(
                     &format!(
                         "SELECT created_at, id FROM {table}
-                         WHERE workspace_id = $1 AND (created_at < $2 OR (created_at = $2 AND id <= $3))
+                         WHERE workspace_id = $1 AND ({condition})
+                           AND (created_at < $2 OR (created_at = $2 AND id <= $3))
                          ORDER BY created_at DESC, id DESC LIMIT $4"
                     ),
                     args![workspace_id, after_created, after_id, query.count + 1],
@@ -104,7 +119,7 @@ pub async fn page<T: FromRow + Keyed>(
     };
     let Count(total) = conn
         .fetch_one(
-            &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1"),
+            &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND ({condition})"),
             args![workspace_id],
         )
         .await?;

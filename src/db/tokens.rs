@@ -1,10 +1,15 @@
-//! `tokens`: Public API tokens, stored as the SHA-256 of their plaintext
-//! and a short hint, never the plaintext itself.
+//! `tokens`: Public API tokens (`sgp_`) and OAuth access tokens (`sgo_`),
+//! stored as the SHA-256 of their plaintext and a short hint, never the
+//! plaintext itself. Both kinds are found by hash, revoked and reported
+//! alike; an access token also has its app, scopes and expiry. `/tokens`
+//! lists, reads and revokes by id the Public API tokens only.
 
 use super::pagination::{self, Keyed, Page, PageQuery, Position};
 use super::{placeholders, Backend, Conn, Db, FromRow, Result, Row, Text, ToArg, Tx, MAX_BINDS};
 use crate::args;
-use crate::domain::{Name, Role, TokenHash, TokenId, WorkspaceId};
+use crate::domain::{
+    Name, OAuthAppId, OAuthKeyId, Parse, Role, Scopes, TokenHash, TokenId, WorkspaceId,
+};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -31,10 +36,26 @@ pub struct Token {
     /// `revoked_by_operator`.
     #[schema(required)]
     pub revoked_reason: Option<String>,
+    /// Set for an OAuth access token, and only for one.
+    #[serde(skip)]
+    pub oauth: Option<OAuthGrant>,
+}
+
+/// What an OAuth access token was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthGrant {
+    pub app_id: OAuthAppId,
+    /// The key that verified the assertion it was issued for.
+    pub key_id: OAuthKeyId,
+    pub scopes: Scopes,
+    pub expires_at: Timestamp,
 }
 
 const COLUMNS: &str = "id, workspace_id, name, role, token_hash, hint, created_at, created_by, \
-     last_used_at, revoked_at, revoked_reason";
+     last_used_at, revoked_at, revoked_reason, oauth_app_id, oauth_key_id, scopes, expires_at";
+
+/// Public API tokens only: what `/tokens` and the CLI show and act on.
+const API_TOKENS: &str = "oauth_app_id IS NULL";
 
 impl FromRow for Token {
     fn from_row(row: &impl Row) -> Result<Self> {
@@ -50,8 +71,21 @@ impl FromRow for Token {
             last_used_at: row.opt_time("last_used_at")?,
             revoked_at: row.opt_time("revoked_at")?,
             revoked_reason: row.opt_text("revoked_reason")?,
+            oauth: match row.opt_text("oauth_app_id")? {
+                None => None,
+                Some(app_id) => Some(OAuthGrant {
+                    app_id: parse_column("oauth_app_id", &app_id)?,
+                    key_id: row.parse("oauth_key_id")?,
+                    scopes: row.parse("scopes")?,
+                    expires_at: row.time("expires_at")?,
+                }),
+            },
         })
     }
+}
+
+fn parse_column<T: Parse>(column: &'static str, text: &str) -> Result<T> {
+    T::parse(text).map_err(|e| super::Error::decode(column, e))
 }
 
 impl Keyed for Token {
@@ -67,8 +101,14 @@ impl Token {
     pub fn is_revoked(&self) -> bool {
         self.revoked_at.is_some()
     }
+
+    /// Whether it is an access token past its expiry.
+    pub fn is_expired(&self, now: Timestamp) -> bool {
+        self.oauth.as_ref().is_some_and(|g| g.expires_at <= now)
+    }
 }
 
+/// A Public API token of the workspace (not an access token).
 pub async fn find(
     conn: impl Into<Conn<'_>>,
     workspace_id: &WorkspaceId,
@@ -76,13 +116,17 @@ pub async fn find(
 ) -> Result<Option<Token>> {
     conn.into()
         .fetch_optional(
-            &format!("SELECT {COLUMNS} FROM tokens WHERE id = $1 AND workspace_id = $2"),
+            &format!(
+                "SELECT {COLUMNS} FROM tokens
+                 WHERE id = $1 AND workspace_id = $2 AND {API_TOKENS}"
+            ),
             args![id, workspace_id],
         )
         .await
 }
 
-/// The token with this hash, revoked or not: every authenticated request.
+/// The token of either kind with this hash, revoked or not: every
+/// authenticated request.
 pub async fn find_by_hash(db: &Db, hash: &TokenHash) -> Result<Option<Token>> {
     db.fetch_optional(
         &format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1"),
@@ -140,13 +184,23 @@ pub async fn page(
     workspace_id: &WorkspaceId,
     query: &PageQuery,
 ) -> Result<Page<Token>> {
-    pagination::page(conn, "tokens", COLUMNS, workspace_id.as_str(), query).await
+    pagination::page_where(
+        conn,
+        "tokens",
+        API_TOKENS,
+        COLUMNS,
+        workspace_id.as_str(),
+        query,
+    )
+    .await
 }
 
 pub async fn insert(tx: &mut Tx, token: &Token) -> Result<()> {
+    let grant = token.oauth.as_ref();
     tx.execute(
-        "INSERT INTO tokens (id, workspace_id, name, role, token_hash, hint, created_at, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO tokens (id, workspace_id, name, role, token_hash, hint, created_at, created_by,
+             oauth_app_id, oauth_key_id, scopes, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         args![
             token.id,
             token.workspace_id,
@@ -155,11 +209,36 @@ pub async fn insert(tx: &mut Tx, token: &Token) -> Result<()> {
             token.token_hash,
             token.hint,
             token.created_at,
-            token.created_by
+            token.created_by,
+            grant.map(|g| g.app_id.as_str()),
+            grant.map(|g| g.key_id.as_str()),
+            grant.map(|g| g.scopes.as_str()),
+            grant.map(|g| g.expires_at)
         ],
     )
     .await?;
     Ok(())
+}
+
+/// The live access tokens of an app (of one of its keys, if `key_id` is
+/// given): what deleting the app or the key revokes.
+pub async fn live_of_app(
+    conn: impl Into<Conn<'_>>,
+    app_id: &OAuthAppId,
+    key_id: Option<&OAuthKeyId>,
+    now: Timestamp,
+) -> Result<Vec<Token>> {
+    conn.into()
+        .fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM tokens
+                 WHERE oauth_app_id = $1 AND ($2 = '' OR oauth_key_id = $2)
+                   AND revoked_at IS NULL AND expires_at > $3
+                 ORDER BY created_at, id"
+            ),
+            args![app_id, key_id.map_or("", |k| k.as_str()), now],
+        )
+        .await
 }
 
 /// Marks the still-active tokens among `ids` revoked; returns the ids this

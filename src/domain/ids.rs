@@ -85,4 +85,9 @@ id_type! {
     DestinationId;
     AuditEventId;
     AlertId;
+    /// An OAuth app: the `sub` of its client assertions.
+    OAuthAppId;
+    /// One of an OAuth app's public keys: the `kid` of the assertions it
+    /// verifies.
+    OAuthKeyId;
 }

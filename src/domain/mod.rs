@@ -4,9 +4,13 @@
 //! input.
 
 mod ids;
+mod oauth;
+mod public_key;
 mod text;
 
 pub use ids::*;
+pub use oauth::{Scope, Scopes, TokenLifetime};
+pub use public_key::{KeyAlgorithm, PublicKey};
 pub use text::{Email, Name, Slug, TokenHash, MAX_NAME};
 
 use serde::Serialize;

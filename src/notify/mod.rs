@@ -46,7 +46,12 @@ pub struct ActivityLine {
 #[derive(Debug, Clone, Serialize)]
 pub struct RevokedTokenInfo {
     pub id: String,
+    /// An access token's name is its app's.
     pub name: String,
+    /// For an access token: its OAuth app's id.
+    pub oauth_app_id: Option<String>,
+    /// Who the token acts as in the audit trail.
+    pub actor: String,
     pub role: String,
     pub hint: String,
     pub url: String,

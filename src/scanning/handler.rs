@@ -67,6 +67,7 @@ impl Describe for SignedAlert {
             },
         });
         doc.request_body = Some(crate::api::doc::RequestBodyDoc {
+            media_type: "application/json",
             schema: body,
             fields: &[],
         });

@@ -66,8 +66,14 @@ export LEAKGUARD_LOG_FORMAT=json
 # rate limit is tested elsewhere (429 stays documented and allowed).
 export LEAKGUARD_RATE_LIMIT_BURST=1000000
 export LEAKGUARD_RATE_LIMIT_PER_SECOND=1000000
+export LEAKGUARD_TOKEN_RATE_LIMIT_BURST=1000000
+export LEAKGUARD_TOKEN_RATE_LIMIT_PER_MINUTE=1000000
 "$bin" dev keygen --out "$work/keys" >/dev/null
 export LEAKGUARD_GITHUB_KEYS_URL="file://$work/keys/keys.json"
+# Keys an OAuth app may register, for the hook to put in positive cases.
+mkdir "$work/oauth-keys"
+openssl genrsa 2048 2>/dev/null | openssl rsa -pubout -out "$work/oauth-keys/rsa.pem" 2>/dev/null
+openssl ecparam -name prime256v1 -genkey -noout | openssl ec -pubout -out "$work/oauth-keys/p256.pem" 2>/dev/null
 
 workspace_json=$("$bin" workspace create --name "Contract Check" --owner-email owner@contract.test)
 workspace_id=$(printf '%s' "$workspace_json" | "$python" -c 'import json, sys; print(json.load(sys.stdin)["workspace"]["id"])')
@@ -93,7 +99,7 @@ server_log_tail() {
 
 echo "-- schemathesis against $url/openapi.json"
 started=$(date +%s)
-if ! CONTRACT_BINARY="$bin" CONTRACT_WORKSPACE="$workspace_id" \
+if ! CONTRACT_BINARY="$bin" CONTRACT_WORKSPACE="$workspace_id" CONTRACT_PUBLIC_KEYS="$work/oauth-keys" \
     SCHEMATHESIS_HOOKS="$root/tests/contract/hooks.py" \
     "$venv/bin/st" --no-color --config-file tests/contract/schemathesis.toml run "$url/openapi.json" \
     --max-examples "${CONTRACT_MAX_EXAMPLES:-100}" --seed "${CONTRACT_SEED:-15015}"; then

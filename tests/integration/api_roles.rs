@@ -1,4 +1,5 @@
-//! The role × endpoint matrix: owner, member and read_only tokens against
+//! The role × endpoint matrix: owner, member and read_only tokens, and
+//! OAuth access tokens of each scope (acting as the role it gives), against
 //! every Public API endpoint. Allowed calls succeed; the others get 403
 //! naming the role they need and change nothing.
 
@@ -7,9 +8,20 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::api_helpers::*;
+use crate::oauth_helpers::{self, Signer};
 use crate::support::{json, TestApp, Workspace};
 
 const ROLES: [&str; 3] = ["read_only", "member", "owner"];
+
+/// A Public API token of each role, then an access token of each scope
+/// with the role that scope gives.
+const CALLERS: [(&str, &str); 5] = [
+    ("read_only", "read_only"),
+    ("member", "member"),
+    ("owner", "owner"),
+    ("public_api:read", "read_only"),
+    ("public_api:read_write", "member"),
+];
 
 /// Per role, resources of its own to read, change and delete, so that one
 /// role's successful DELETE cannot change what the next role sees.
@@ -21,10 +33,18 @@ struct Targets {
     destination: String,
     doomed_destination: String,
     token: String,
+    /// A token's plaintext, to revoke by value.
+    token_secret: String,
     user: String,
+    oauth_app: String,
+    doomed_oauth_app: String,
+    /// The first key of `oauth_app`.
+    oauth_key: String,
 }
 
-async fn targets(app: &TestApp, ws: &Workspace, role: &str) -> Targets {
+async fn targets(app: &TestApp, ws: &Workspace, caller: &str) -> Targets {
+    let role = caller.replace(':', "-");
+    let role = role.as_str();
     let owner = &ws.owner_token;
     let source = create_source(app, owner, &format!("src-{role}")).await;
     let doomed_source = create_source(app, owner, &format!("doomed-{role}")).await;
@@ -32,6 +52,11 @@ async fn targets(app: &TestApp, ws: &Workspace, role: &str) -> Targets {
     let destination = create_destination(app, owner, &id(&source)).await;
     let doomed_destination = create_destination(app, owner, &id(&source)).await;
     let (_, token) = app.mint(ws, &format!("victim-{role}"), "read_only").await;
+    let (token_secret, _) = app.mint(ws, &format!("revoked-{role}"), "read_only").await;
+    let scopes = ["public_api:read"];
+    let oauth = oauth_helpers::register(app, ws, &format!("app-{role}"), &scopes, Signer::rsa()).await;
+    let doomed_oauth =
+        oauth_helpers::register(app, ws, &format!("doomed-{role}"), &scopes, Signer::rsa()).await;
     let res = app
         .post(
             "/users",
@@ -51,7 +76,11 @@ async fn targets(app: &TestApp, ws: &Workspace, role: &str) -> Targets {
         destination: id(&destination),
         doomed_destination: id(&doomed_destination),
         token,
+        token_secret,
         user,
+        oauth_app: oauth.app_id,
+        doomed_oauth_app: doomed_oauth.app_id,
+        oauth_key: oauth.key_id,
     }
 }
 
@@ -68,10 +97,15 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
         (_, "/users/{id}") => t.user.clone(),
         (_, "/catalog/sources/{id}") => source_kind().to_string(),
         (_, "/catalog/destinations/{id}") => destination_kind().to_string(),
+        ("DELETE", "/oauth-apps/{id}") => t.doomed_oauth_app.clone(),
+        (_, "/oauth-apps/{id}" | "/oauth-apps/{id}/keys" | "/oauth-apps/{id}/keys/{keyId}") => {
+            t.oauth_app.clone()
+        }
         _ => unreachable!("no id for {p}"),
     };
     let concrete = if path.contains("{id}") {
         path.replace("{id}", &id_of(path))
+            .replace("{keyId}", &t.oauth_key)
             .replace("{key}", &t.write_key)
     } else {
         path.to_string()
@@ -108,6 +142,22 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
             json!({ "email": format!("new-{role}@acme.test"), "role": "read_only" }),
         ),
         ("PATCH", "/users/{id}") => ("owner", json!({ "role": "read_only" })),
+        ("GET", "/oauth-apps" | "/oauth-apps/{id}") => ("owner", json!(null)),
+        ("POST", "/oauth-apps") => (
+            "owner",
+            json!({
+                "name": format!("new by {role}"), "publicKey": Signer::p256().public_pem,
+                "keyName": "k", "scopes": ["public_api:read"], "tokenExpiresIn": 86400,
+            }),
+        ),
+        ("PATCH", "/oauth-apps/{id}") => ("owner", json!({ "name": format!("renamed by {role}") })),
+        ("DELETE", "/oauth-apps/{id}" | "/oauth-apps/{id}/keys/{keyId}") => ("owner", json!(null)),
+        // A second key, so that the first can then be removed.
+        ("POST", "/oauth-apps/{id}/keys") => (
+            "owner",
+            json!({ "publicKey": Signer::p256().public_pem, "keyName": "second" }),
+        ),
+        ("POST", "/token-revocations") => ("owner", json!({ "token": t.token_secret })),
         other => panic!("the role matrix does not cover {other:?}: add it"),
     };
     (least, concrete, body)
@@ -123,21 +173,32 @@ async fn every_endpoint_for_every_role() {
     let ws = app.workspace("Acme", "owner@acme.test").await;
     let mut covered = BTreeSet::new();
     // DELETEs last, so that the resources other calls use still exist.
-    let mut endpoints: Vec<(String, &str)> = leakguard::api::endpoints()
+    // With the status that means success: 201 where something is created.
+    let mut endpoints: Vec<(String, &str, u16)> = leakguard::api::endpoints()
         .into_iter()
-        .map(|e| (e.method.to_string(), e.path))
+        .map(|e| {
+            let success = if e.doc.responses.contains_key(&201) { 201 } else { 200 };
+            (e.method.to_string(), e.path, success)
+        })
         .collect();
-    endpoints.sort_by_key(|(m, _)| m == "DELETE");
+    endpoints.sort_by_key(|(m, _, _)| m == "DELETE");
 
-    for role in ROLES {
-        let (token, token_id) = if role == "owner" {
-            (ws.owner_token.clone(), ws.owner_token_id.clone())
+    for (caller, role) in CALLERS {
+        let (token, actor) = if caller == "owner" {
+            let actor = format!("public-api-token/{}", ws.owner_token_id);
+            (ws.owner_token.clone(), actor)
+        } else if ROLES.contains(&caller) {
+            let (token, id) = app.mint(&ws, &format!("{role} token"), role).await;
+            (token, format!("public-api-token/{id}"))
         } else {
-            app.mint(&ws, &format!("{role} token"), role).await
+            let (client, token) = oauth_helpers::oauth_token(&app, &ws, caller).await;
+            let actor = format!("oauth-app/{}/token/{}", client.app_id, &token[64..]);
+            (token, actor)
         };
-        let t = targets(&app, &ws, role).await;
-        for (method, path) in &endpoints {
-            let (least, concrete, body) = case(method, path, role, &t);
+        let t = targets(&app, &ws, caller).await;
+        let label = caller.replace(':', "-");
+        for (method, path, success) in &endpoints {
+            let (least, concrete, body) = case(method, path, &label, &t);
             covered.insert((method.clone(), path.to_string()));
             let request = app
                 .client
@@ -152,10 +213,9 @@ async fn every_endpoint_for_every_role() {
             let res = request.send().await.unwrap();
             let status = res.status().as_u16();
             let body = json(res).await;
-            let what = format!("{role} {method} {path}");
+            let what = format!("{caller} {method} {path}");
             if rank(role) >= rank(least) {
-                let expected = if method == "POST" { 201 } else { 200 };
-                assert_eq!(status, expected, "{what}: {body}");
+                assert_eq!(status, *success, "{what}: {body}");
                 assert!(body["data"].is_object(), "{what}: {body}");
             } else {
                 assert_eq!(status, 403, "{what}: {body}");
@@ -173,15 +233,16 @@ async fn every_endpoint_for_every_role() {
                 );
             }
         }
-        // Nothing a read-only token did is in the audit trail.
+        // Nothing a read-only token did is in the audit trail (an access
+        // token's issue is, as its app's doing).
         if role == "read_only" {
-            let actor = format!("public-api-token/{token_id}");
             let n = app
                 .count(&format!(
-                    "SELECT COUNT(*) FROM audit_events WHERE actor = '{actor}'"
+                    "SELECT COUNT(*) FROM audit_events WHERE actor = '{actor}'
+                     AND type <> 'Access Token Issued'"
                 ))
                 .await;
-            assert_eq!(n, 0);
+            assert_eq!(n, 0, "{caller}");
         }
     }
     let all: BTreeSet<(String, String)> = leakguard::api::endpoints()

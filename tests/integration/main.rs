@@ -15,6 +15,8 @@ mod freshness;
 mod hostile_api;
 mod hostile_cases;
 mod hostile_webhook;
+mod oauth;
+mod oauth_helpers;
 mod openapi;
 mod public_api;
 mod scanning;

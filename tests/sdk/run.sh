@@ -46,12 +46,19 @@ export LEAKGUARD_DATABASE_URL="$database_url"
 export LEAKGUARD_BIND="127.0.0.1:$port"
 export LEAKGUARD_MAIL_DIR="$work/mail"
 export LEAKGUARD_LOG_FORMAT=json
+# Client assertions name the server by this URL.
+export LEAKGUARD_PUBLIC_URL="http://127.0.0.1:$port"
 "$bin" dev keygen --out "$work/keys" >/dev/null
 export LEAKGUARD_GITHUB_KEYS_URL="file://$work/keys/keys.json"
 
 workspace=$("$bin" workspace create --name "SDK Check" --owner-email owner@sdk.test)
 workspace_id=$(node -p 'JSON.parse(process.argv[1]).workspace.id' "$workspace")
 doomed=$("$bin" token create --workspace "$workspace_id" --name doomed --role read_only)
+# An OAuth app, its key made as Segment's OAuth guide makes one.
+openssl genrsa -out "$work/oauth.key.pem" 2048 2>/dev/null
+openssl rsa -in "$work/oauth.key.pem" -outform PEM -pubout -out "$work/oauth.pub.pem" 2>/dev/null
+oauth_app=$("$bin" oauth-app create --workspace "$workspace_id" --name "SDK client" \
+    --public-key "$work/oauth.pub.pem" --key-name primary --scope public_api:read_write)
 
 "$bin" serve >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -70,6 +77,7 @@ curl -sf "$url/healthz" >/dev/null || { echo "FAIL: leakguard did not come up on
 cd tests/sdk
 [ -d node_modules ] || npm ci --no-audit --no-fund
 if ! LEAKGUARD_URL="$url" LEAKGUARD_WORKSPACE="$workspace" LEAKGUARD_DOOMED_TOKEN="$doomed" \
+    LEAKGUARD_OAUTH_APP="$oauth_app" LEAKGUARD_OAUTH_KEY="$work/oauth.key.pem" \
     node --test sdk.test.js; then
     echo "== server log" >&2
     tail -n 20 "$work/server.log" >&2

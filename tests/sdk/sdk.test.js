@@ -3,9 +3,12 @@
 //   LEAKGUARD_URL            the server's base URL
 //   LEAKGUARD_WORKSPACE      `leakguard workspace create` output (JSON)
 //   LEAKGUARD_DOOMED_TOKEN   `leakguard token create` output (JSON), revoked here
+//   LEAKGUARD_OAUTH_APP      `leakguard oauth-app create` output (JSON)
+//   LEAKGUARD_OAUTH_KEY      the PEM private key of that app's public key
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const sdk = require('@segment/public-api-sdk-typescript');
@@ -250,4 +253,74 @@ test('the README example works as written', () => {
         created.workspace.slug,
         `sources: ${state.sourceIds.length - 1}`,
     ].sort());
+});
+
+/** A client assertion as Segment's OAuth guide has one made: RS256 with
+ * the app's private key, `kid` its key, `sub` the app, a minute to live. */
+function clientAssertion(app, privateKey) {
+    const now = Math.floor(Date.now() / 1000);
+    const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const header = { alg: 'RS256', typ: 'JWT', kid: app.keys[0].id };
+    const claims = { sub: app.id, aud: BASE, iat: now, exp: now + 60, jti: crypto.randomUUID() };
+    const signed = `${part(header)}.${part(claims)}`;
+    const signature = crypto.sign('sha256', Buffer.from(signed), privateKey);
+    return `${signed}.${signature.toString('base64url')}`;
+}
+
+test('an access token from POST /oauth2/token authenticates the SDK', async () => {
+    const app = JSON.parse(required('LEAKGUARD_OAUTH_APP'));
+    const privateKey = fs.readFileSync(required('LEAKGUARD_OAUTH_KEY'), 'utf8');
+    const res = await fetch(`${BASE}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+            grant_type: 'client_credentials',
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: clientAssertion(app, privateKey),
+            scope: 'public_api:read_write',
+        }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    const grant = await res.json();
+    assert.equal(grant.token_type, 'Bearer');
+    assert.equal(grant.scope, 'public_api:read_write');
+    assert.equal(grant.expires_in, app.tokenExpiresIn);
+    assert.match(grant.access_token, /^sgo_[A-Za-z0-9]{64}$/);
+
+    const oauth = clients(grant.access_token);
+    const { workspace } = await unwrap(oauth.workspaces.getWorkspace());
+    assert.deepEqual({ ...workspace }, created.workspace);
+    // public_api:read_write acts as a member: it creates sources...
+    const { source } = await unwrap(
+        oauth.sources.createSource({ slug: 'from-oauth', enabled: true, metadataId: state.sourceKind }),
+    );
+    assert.equal(source.slug, 'from-oauth');
+    const listed = await unwrap(oauth.sources.listSources({ count: 200 }));
+    assert.ok(listed.sources.some((s) => s.id === source.id));
+    // ...but reads no audit trail, which is the owners'.
+    const refused = await rejection(oauth.auditTrail.listAuditEvents({ count: 10 }));
+    assert.equal(refused.statusCode, 403);
+
+    // The trail names the app and the token's last four characters.
+    const { events } = await unwrap(
+        api.auditTrail.listAuditEvents({ count: 10 }, undefined, undefined, source.id, 'source'),
+    );
+    assert.deepEqual(
+        events.map((e) => [e.type, e.actor]),
+        [['Source Created', `oauth-app/${app.id}/token/${grant.access_token.slice(-4)}`]],
+    );
+
+    // A replayed assertion gets nothing.
+    const assertion = clientAssertion(app, privateKey);
+    const form = () => new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+    });
+    const post = () => fetch(`${BASE}/oauth2/token`, { method: 'POST', body: form() });
+    assert.equal((await post()).status, 200);
+    const replay = await post();
+    assert.equal(replay.status, 401);
+    assert.equal((await replay.json()).error, 'invalid_client');
 });
