@@ -438,7 +438,8 @@ async fn oauth_app(db: &Db, command: OAuthAppCommand) -> anyhow::Result<()> {
         "no workspace with id {:?}",
         workspace.as_str()
     );
-    let scopes = |list: Vec<Scope>| Scopes::from_list(list).map_err(|e| anyhow::anyhow!("--scope {e}"));
+    let scopes =
+        |list: Vec<Scope>| Scopes::from_list(list).map_err(|e| anyhow::anyhow!("--scope {e}"));
     if let OAuthAppCommand::List { .. } = command {
         let mut all = Vec::new();
         let mut after = None;
@@ -464,18 +465,14 @@ async fn oauth_app(db: &Db, command: OAuthAppCommand) -> anyhow::Result<()> {
             token_expires_in,
             ..
         } => {
-            let key = read_public_key(&public_key)?;
-            let app = apps::create_app(
-                &mut change,
-                &workspace,
+            let new = apps::CreateOAuthAppInput {
                 name,
-                scopes(list)?,
-                token_expires_in,
+                public_key: read_public_key(&public_key)?,
                 key_name,
-                key,
-                actor,
-            )
-            .await?;
+                scopes: scopes(list)?,
+                token_expires_in,
+            };
+            let app = apps::create_app(&mut change, &workspace, new, actor).await?;
             change.commit().await?;
             print_json(&app);
         }
@@ -488,10 +485,15 @@ async fn oauth_app(db: &Db, command: OAuthAppCommand) -> anyhow::Result<()> {
         } => {
             let changes = apps::AppChanges {
                 name,
-                scopes: if list.is_empty() { None } else { Some(scopes(list)?) },
+                scopes: if list.is_empty() {
+                    None
+                } else {
+                    Some(scopes(list)?)
+                },
                 token_expires_in,
             };
-            let app = apps::update_app(&mut change, &workspace, id.as_str(), changes, actor).await?;
+            let app =
+                apps::update_app(&mut change, &workspace, id.as_str(), changes, actor).await?;
             change.commit().await?;
             print_json(&app);
         }
@@ -507,21 +509,15 @@ async fn oauth_app(db: &Db, command: OAuthAppCommand) -> anyhow::Result<()> {
             ..
         } => {
             let key = read_public_key(&public_key)?;
-            let app =
-                apps::add_app_key(&mut change, &workspace, id.as_str(), key_name, key, actor)
-                    .await?;
+            let app = apps::add_app_key(&mut change, &workspace, id.as_str(), key_name, key, actor)
+                .await?;
             change.commit().await?;
             print_json(&app);
         }
         OAuthAppCommand::RemoveKey { id, key_id, .. } => {
-            let revoked = apps::remove_app_key(
-                &mut change,
-                &workspace,
-                id.as_str(),
-                key_id.as_str(),
-                actor,
-            )
-            .await?;
+            let revoked =
+                apps::remove_app_key(&mut change, &workspace, id.as_str(), key_id.as_str(), actor)
+                    .await?;
             change.commit().await?;
             eprintln!("key {key_id} removed; {revoked} access token(s) revoked");
         }

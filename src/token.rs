@@ -247,7 +247,10 @@ mod tests {
         let t = PublicToken::generate_kind(TokenKind::AccessToken);
         assert!(t.expose().starts_with("sgo_"));
         assert_eq!(t.expose().len(), TOKEN_LEN);
-        assert_eq!(PublicToken::parse(t.expose()).unwrap().kind(), TokenKind::AccessToken);
+        assert_eq!(
+            PublicToken::parse(t.expose()).unwrap().kind(),
+            TokenKind::AccessToken
+        );
         assert_eq!(PublicToken::generate().kind(), TokenKind::ApiToken);
         // The checksum covers the prefix: the same characters under the
         // other prefix are refused.

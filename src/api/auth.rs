@@ -178,7 +178,11 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, A
     if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
-    if let Some(grant) = record.oauth.as_ref().filter(|_| record.is_expired(Timestamp::now())) {
+    if let Some(grant) = record
+        .oauth
+        .as_ref()
+        .filter(|_| record.is_expired(Timestamp::now()))
+    {
         return Err(ApiError::Unauthorized(format!(
             "this access token expired at {}; get a new one from POST /oauth2/token",
             grant.expires_at

@@ -111,7 +111,13 @@ impl OperationDoc {
     }
 
     /// A header the answer of `status` (already described) always carries.
-    pub fn header(&mut self, status: u16, name: &'static str, description: &'static str, schema: Value) {
+    pub fn header(
+        &mut self,
+        status: u16,
+        name: &'static str,
+        description: &'static str,
+        schema: Value,
+    ) {
         if let Some(answer) = self.responses.get_mut(&status) {
             answer.headers.push((name, description, schema));
         }

@@ -229,8 +229,11 @@ pub async fn update(tx: &mut Tx, app: &OAuthApp) -> Result<()> {
 /// Removes the app, its keys and the assertion ids it used. Its access
 /// tokens stay (revoked), for the audit trail and for alerts about them.
 pub async fn delete(tx: &mut Tx, id: &OAuthAppId) -> Result<()> {
-    tx.execute("DELETE FROM oauth_assertion_ids WHERE app_id = $1", args![id])
-        .await?;
+    tx.execute(
+        "DELETE FROM oauth_assertion_ids WHERE app_id = $1",
+        args![id],
+    )
+    .await?;
     tx.execute("DELETE FROM oauth_app_keys WHERE app_id = $1", args![id])
         .await?;
     tx.execute("DELETE FROM oauth_apps WHERE id = $1", args![id])

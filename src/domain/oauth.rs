@@ -170,15 +170,8 @@ const DAY: i64 = 24 * 3600;
 
 impl TokenLifetime {
     /// 1, 2 or 3 days; 1, 2 or 3 weeks; 30 days; in seconds.
-    pub const ALLOWED_SECS: [i64; 7] = [
-        DAY,
-        2 * DAY,
-        3 * DAY,
-        7 * DAY,
-        14 * DAY,
-        21 * DAY,
-        30 * DAY,
-    ];
+    pub const ALLOWED_SECS: [i64; 7] =
+        [DAY, 2 * DAY, 3 * DAY, 7 * DAY, 14 * DAY, 21 * DAY, 30 * DAY];
 
     pub fn from_secs(secs: i64) -> Result<TokenLifetime, String> {
         if TokenLifetime::ALLOWED_SECS.contains(&secs) {
@@ -186,7 +179,9 @@ impl TokenLifetime {
         } else {
             Err(format!(
                 "must be one of {} seconds (1, 2 or 3 days; 1, 2 or 3 weeks; 30 days)",
-                TokenLifetime::ALLOWED_SECS.map(|s| s.to_string()).join(", ")
+                TokenLifetime::ALLOWED_SECS
+                    .map(|s| s.to_string())
+                    .join(", ")
             ))
         }
     }

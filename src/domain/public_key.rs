@@ -103,9 +103,11 @@ fn spki_der(text: &str) -> Result<Vec<u8>, String> {
             .to_string()
     };
     if text.contains("PRIVATE KEY-----") {
-        return Err("is a private key: keep it, and send only its public key (`openssl rsa -in \
+        return Err(
+            "is a private key: keep it, and send only its public key (`openssl rsa -in \
                     private.pem -pubout` or `openssl ec -in private.pem -pubout`)"
-            .into());
+                .into(),
+        );
     }
     if text.contains("-----BEGIN RSA PUBLIC KEY-----") {
         return Err("is a PKCS#1 RSA key; send it as a SubjectPublicKeyInfo \
@@ -227,7 +229,10 @@ mod tests {
             (ED25519_KEY, "another kind"),
             ("", "PEM public key"),
             ("hello", "PEM public key"),
-            ("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "valid"),
+            (
+                "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                "valid",
+            ),
             (
                 "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
                 "private key",

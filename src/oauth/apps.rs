@@ -51,17 +51,23 @@ pub fn resources() -> Vec<Resource> {
             )
             .patch(
                 update,
-                OperationDoc::new("updateOAuthApp", "Rename an app, or change its scopes or token lifetime")
-                    .describe(
-                        "Access tokens issued before keep their lifetime; those with a scope \
+                OperationDoc::new(
+                    "updateOAuthApp",
+                    "Rename an app, or change its scopes or token lifetime",
+                )
+                .describe(
+                    "Access tokens issued before keep their lifetime; those with a scope \
                          the app no longer has are revoked.",
-                    )
-                    .status(404, NO_SUCH),
+                )
+                .status(404, NO_SUCH),
             )
             .delete(
                 delete,
-                OperationDoc::new("deleteOAuthApp", "Delete an OAuth app and revoke its access tokens")
-                    .status(404, NO_SUCH),
+                OperationDoc::new(
+                    "deleteOAuthApp",
+                    "Delete an OAuth app and revoke its access tokens",
+                )
+                .status(404, NO_SUCH),
             ),
         Resource::new("/oauth-apps/{id}/keys", "OAuth Apps").post(
             add_key,
@@ -75,7 +81,10 @@ pub fn resources() -> Vec<Resource> {
                 "removeOAuthAppKey",
                 "Remove a key from an app and revoke the access tokens issued with it",
             )
-            .status(404, "No such OAuth app in this workspace, or no such key of it")
+            .status(
+                404,
+                "No such OAuth app in this workspace, or no such key of it",
+            )
             .status(
                 409,
                 "The app's only key: add its replacement first, or delete the app",
@@ -103,14 +112,14 @@ pub struct OAuthAppOutput {
 #[derive(ToSchema)]
 #[schema(rename_all = "camelCase")]
 pub struct CreateOAuthAppInput {
-    name: Name,
+    pub name: Name,
     /// A SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`): RSA of
     /// 2048 bits or more, or P-256.
     #[schema(value_type = String, min_length = 1)]
-    public_key: PublicKey,
-    key_name: Name,
-    scopes: Scopes,
-    token_expires_in: TokenLifetime,
+    pub public_key: PublicKey,
+    pub key_name: Name,
+    pub scopes: Scopes,
+    pub token_expires_in: TokenLifetime,
 }
 
 impl FromBody for CreateOAuthAppInput {
@@ -192,7 +201,12 @@ fn lifetime(fields: &mut Fields, required: bool) -> Option<TokenLifetime> {
         .ok()
 }
 
-fn event(event_type: &'static str, actor: &str, app: &OAuthApp, details: serde_json::Value) -> NewEvent {
+fn event(
+    event_type: &'static str,
+    actor: &str,
+    app: &OAuthApp,
+    details: serde_json::Value,
+) -> NewEvent {
     NewEvent {
         event_type,
         actor: actor.to_string(),
@@ -212,26 +226,22 @@ fn key_details(key: &OAuthKey) -> serde_json::Value {
 pub async fn create_app(
     change: &mut Change,
     workspace_id: &WorkspaceId,
-    name: Name,
-    scopes: Scopes,
-    token_expires_in: TokenLifetime,
-    key_name: Name,
-    public_key: PublicKey,
+    new: CreateOAuthAppInput,
     actor: &str,
 ) -> crate::db::Result<OAuthApp> {
     let at = Timestamp(change.at());
     let mut app = OAuthApp {
         id: OAuthAppId::generate(),
         workspace_id: workspace_id.clone(),
-        name,
-        scopes,
-        token_expires_in,
+        name: new.name,
+        scopes: new.scopes,
+        token_expires_in: new.token_expires_in,
         keys: Vec::new(),
         created_at: at,
         updated_at: at,
     };
     oauth_apps::insert(change, &app).await?;
-    let key = new_key(&app, key_name, public_key, at);
+    let key = new_key(&app, new.key_name, new.public_key, at);
     oauth_apps::insert_key(change, &key).await?;
     let mut details = key_details(&key);
     details["scopes"] = json!(app.scopes);
@@ -292,13 +302,22 @@ pub async fn update_app(
     oauth_apps::update(change, &app).await?;
     let mut diff = Changes::default();
     diff.field("name", &before.name, &app.name);
-    diff.field("scopes", &before.scopes.to_string(), &app.scopes.to_string());
+    diff.field(
+        "scopes",
+        &before.scopes.to_string(),
+        &app.scopes.to_string(),
+    );
     diff.field(
         "tokenExpiresIn",
         &before.token_expires_in.secs(),
         &app.token_expires_in.secs(),
     );
-    change.record(event("OAuth App Modified", actor, &app, diff.into_details()));
+    change.record(event(
+        "OAuth App Modified",
+        actor,
+        &app,
+        diff.into_details(),
+    ));
     let now = Timestamp(change.at());
     let live = tokens::live_of_app(&mut *change, &app.id, None, now).await?;
     let withdrawn: Vec<&tokens::Token> = live
@@ -309,7 +328,13 @@ pub async fn update_app(
                 .is_some_and(|g| !app.scopes.contains_all(&g.scopes))
         })
         .collect();
-    revocation::revoke_in(change, &withdrawn, actor, revocation::REASON_SCOPE_WITHDRAWN).await?;
+    revocation::revoke_in(
+        change,
+        &withdrawn,
+        actor,
+        revocation::REASON_SCOPE_WITHDRAWN,
+    )
+    .await?;
     Ok(app)
 }
 
@@ -325,7 +350,8 @@ pub async fn delete_app(
     let now = Timestamp(change.at());
     let live = tokens::live_of_app(&mut *change, &app.id, None, now).await?;
     let live: Vec<&tokens::Token> = live.iter().collect();
-    let revoked = revocation::revoke_in(change, &live, actor, revocation::REASON_APP_DELETED).await?;
+    let revoked =
+        revocation::revoke_in(change, &live, actor, revocation::REASON_APP_DELETED).await?;
     oauth_apps::delete(change, &app.id).await?;
     change.record(event(
         "OAuth App Deleted",
@@ -382,7 +408,8 @@ pub async fn remove_app_key(
     let now = Timestamp(change.at());
     let live = tokens::live_of_app(&mut *change, &app.id, Some(&key.id), now).await?;
     let live: Vec<&tokens::Token> = live.iter().collect();
-    let revoked = revocation::revoke_in(change, &live, actor, revocation::REASON_KEY_REMOVED).await?;
+    let revoked =
+        revocation::revoke_in(change, &live, actor, revocation::REASON_KEY_REMOVED).await?;
     oauth_apps::delete_key(change, &key.id).await?;
     let mut details = key_details(key);
     details["revokedTokens"] = json!(revoked);
@@ -411,17 +438,7 @@ pub async fn create(
 ) -> Result<Created<OAuthAppOutput>, ApiError> {
     let body = body.read(state.settings.max_body_bytes).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let app = create_app(
-        &mut change,
-        &caller.workspace_id,
-        body.name,
-        body.scopes,
-        body.token_expires_in,
-        body.key_name,
-        body.public_key,
-        &caller.actor(),
-    )
-    .await?;
+    let app = create_app(&mut change, &caller.workspace_id, body, &caller.actor()).await?;
     change.commit().await?;
     Ok(Created(OAuthAppOutput { oauth_app: app }))
 }
@@ -448,7 +465,14 @@ pub async fn update(
         scopes: body.scopes,
         token_expires_in: body.token_expires_in,
     };
-    let app = update_app(&mut change, &caller.workspace_id, &path, changes, &caller.actor()).await?;
+    let app = update_app(
+        &mut change,
+        &caller.workspace_id,
+        &path,
+        changes,
+        &caller.actor(),
+    )
+    .await?;
     change.commit().await?;
     Ok(Data(OAuthAppOutput { oauth_app: app }))
 }
@@ -493,9 +517,14 @@ pub async fn remove_key(
 ) -> Result<Data<Done>, ApiError> {
     let (app_id, key_id) = path.into_inner();
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let revoked =
-        remove_app_key(&mut change, &caller.workspace_id, &app_id, &key_id, &caller.actor())
-            .await?;
+    let revoked = remove_app_key(
+        &mut change,
+        &caller.workspace_id,
+        &app_id,
+        &key_id,
+        &caller.actor(),
+    )
+    .await?;
     change.commit().await?;
     state.metrics.tokens_revoked.inc_by(revoked as u64);
     Ok(Done::success())

@@ -38,7 +38,10 @@ pub enum Refusal {
     #[error("no key has this kid")]
     UnknownKey,
     #[error("alg is {found}, but the key verifies {expected} only")]
-    WrongAlgorithm { found: String, expected: KeyAlgorithm },
+    WrongAlgorithm {
+        found: String,
+        expected: KeyAlgorithm,
+    },
     #[error("the signature does not verify")]
     BadSignature,
     #[error("the claims: {0}")]

@@ -67,11 +67,18 @@ pub struct TokenRequestSchema {
     #[schema(min_length = 1)]
     client_assertion: String,
     /// Scope names separated by spaces; default: every scope of the app.
-    #[schema(pattern = "^(public_api:read|public_api:read_write)( (public_api:read|public_api:read_write))*$")]
+    #[schema(
+        pattern = "^(public_api:read|public_api:read_write)( (public_api:read|public_api:read_write))*$"
+    )]
     scope: Option<String>,
 }
 
-const FIELDS: &[&str] = &["grant_type", "client_assertion_type", "client_assertion", "scope"];
+const FIELDS: &[&str] = &[
+    "grant_type",
+    "client_assertion_type",
+    "client_assertion",
+    "scope",
+];
 
 /// RFC 6749 section 5.1's answer.
 #[derive(Debug, Serialize, ToSchema)]
@@ -225,7 +232,10 @@ impl Describe for Issued {
                  with another algorithm or key, names another app or audience, has expired or \
                  lives too long, or was used before",
             ),
-            (413, "invalid_request: the body is larger than LEAKGUARD_MAX_BODY_BYTES"),
+            (
+                413,
+                "invalid_request: the body is larger than LEAKGUARD_MAX_BODY_BYTES",
+            ),
             (
                 429,
                 "slow_down: too many requests from this client address or for this app; see \
@@ -323,10 +333,7 @@ impl TokenForm {
             })?;
         let mut params = BTreeMap::new();
         for (name, value) in url::form_urlencoded::parse(&bytes) {
-            if params
-                .insert(name.to_string(), value.to_string())
-                .is_some()
-            {
+            if params.insert(name.to_string(), value.to_string()).is_some() {
                 return Err(OAuthError::invalid_request(format!(
                     "{name} is sent more than once"
                 )));
@@ -337,10 +344,7 @@ impl TokenForm {
 }
 
 /// `POST /oauth2/token`.
-pub async fn issue(
-    form: TokenForm,
-    state: web::Data<AppState>,
-) -> Result<Issued, OAuthError> {
+pub async fn issue(form: TokenForm, state: web::Data<AppState>) -> Result<Issued, OAuthError> {
     let client = form
         .req
         .peer_addr()
@@ -375,9 +379,10 @@ pub async fn issue(
     }
     let requested = match params.get("scope") {
         None => None,
-        Some(text) => Some(Scopes::parse(text).map_err(|e| {
-            OAuthError::new(ErrorCode::InvalidScope, format!("scope {e}"))
-        })?),
+        Some(text) => Some(
+            Scopes::parse(text)
+                .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, format!("scope {e}")))?,
+        ),
     };
 
     let kid = assertion::key_id(jwt).map_err(OAuthError::invalid_client)?;
@@ -408,8 +413,7 @@ pub async fn issue(
     if still.as_ref().is_none_or(|(_, a)| a.id != app.id) {
         return Err(OAuthError::invalid_client(Refusal::UnknownKey));
     }
-    let remember_until =
-        Timestamp((claims.exp + assertion::CLOCK_SKEW_SECS) * 1_000_000);
+    let remember_until = Timestamp((claims.exp + assertion::CLOCK_SKEW_SECS) * 1_000_000);
     if !oauth_apps::remember_assertion(&mut change, &app.id, &claims.jti, remember_until, now)
         .await?
     {

@@ -38,7 +38,8 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
         )
         .await;
     let user = json(res).await["data"]["user"].clone();
-    let (oauth, b_access_token) = oauth_helpers::oauth_token(&app, &b, "public_api:read_write").await;
+    let (oauth, b_access_token) =
+        oauth_helpers::oauth_token(&app, &b, "public_api:read_write").await;
     // A's own access token, which must see no more of B than A's owner token.
     let (_, a_access_token) = oauth_helpers::oauth_token(&app, &a, "public_api:read_write").await;
     let other = Other {
@@ -136,10 +137,16 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
     );
     // B's tokens, given whole, read as tokens that do not exist.
     let mut answers = Vec::new();
-    let unknown = leakguard::token::PublicToken::generate().expose().to_string();
+    let unknown = leakguard::token::PublicToken::generate()
+        .expose()
+        .to_string();
     for token in [&other.token, &b_access_token, &unknown] {
         let res = app
-            .post("/token-revocations", &a.owner_token, &json!({ "token": token }))
+            .post(
+                "/token-revocations",
+                &a.owner_token,
+                &json!({ "token": token }),
+            )
             .await;
         answers.push((res.status().as_u16(), json(res).await));
     }

@@ -144,7 +144,7 @@ async fn count_bounds_spellings_and_bad_cursors_on_every_list() {
         .filter(|e| e.method == "GET" && !e.path.contains('{') && e.path != "/")
         .map(|e| e.path)
         .collect();
-    assert_eq!(lists.len(), 7, "{lists:?}");
+    assert_eq!(lists.len(), 8, "{lists:?}");
     for list in &lists {
         for bad in ["0", "1001", "x", "-1", "1.5", ""] {
             for key in ["pagination[count]", "pagination.count"] {

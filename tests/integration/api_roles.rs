@@ -54,7 +54,8 @@ async fn targets(app: &TestApp, ws: &Workspace, caller: &str) -> Targets {
     let (_, token) = app.mint(ws, &format!("victim-{role}"), "read_only").await;
     let (token_secret, _) = app.mint(ws, &format!("revoked-{role}"), "read_only").await;
     let scopes = ["public_api:read"];
-    let oauth = oauth_helpers::register(app, ws, &format!("app-{role}"), &scopes, Signer::rsa()).await;
+    let oauth =
+        oauth_helpers::register(app, ws, &format!("app-{role}"), &scopes, Signer::rsa()).await;
     let doomed_oauth =
         oauth_helpers::register(app, ws, &format!("doomed-{role}"), &scopes, Signer::rsa()).await;
     let res = app
@@ -177,7 +178,11 @@ async fn every_endpoint_for_every_role() {
     let mut endpoints: Vec<(String, &str, u16)> = leakguard::api::endpoints()
         .into_iter()
         .map(|e| {
-            let success = if e.doc.responses.contains_key(&201) { 201 } else { 200 };
+            let success = if e.doc.responses.contains_key(&201) {
+                201
+            } else {
+                200
+            };
             (e.method.to_string(), e.path, success)
         })
         .collect();

@@ -36,7 +36,14 @@ async fn oauth_error(res: reqwest::Response, status: u16) -> (String, String) {
 async fn a_good_assertion_gets_a_working_access_token() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme", "owner@acme.test").await;
-    let client = register(&app, &ws, "Deploy bot", &["public_api:read_write"], Signer::rsa()).await;
+    let client = register(
+        &app,
+        &ws,
+        "Deploy bot",
+        &["public_api:read_write"],
+        Signer::rsa(),
+    )
+    .await;
 
     let assertion = client.assertion();
     let res = token_request(&app, &form(&assertion, Some("public_api:read_write"))).await;
@@ -84,7 +91,11 @@ async fn a_good_assertion_gets_a_working_access_token() {
     let actor = format!("oauth-app/{}/token/{hint}", client.app_id);
     let events = audit_events(&app, &ws.owner_token, &format!("actor={actor}")).await;
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
-    assert_eq!(types, ["Source Created", "Access Token Issued"], "{events:?}");
+    assert_eq!(
+        types,
+        ["Source Created", "Access Token Issued"],
+        "{events:?}"
+    );
     // The app's filter gives everything its tokens did.
     let by_app = audit_events(
         &app,
@@ -125,7 +136,14 @@ async fn every_bad_assertion_is_refused_alike() {
     let app = TestApp::spawn_with(&[("TOKEN_RATE_LIMIT_BURST", "100")]).await;
     let ws = app.workspace("Acme", "owner@acme.test").await;
     let client = register(&app, &ws, "Bot", &["public_api:read"], Signer::rsa()).await;
-    let other = register(&app, &ws, "Other", &["public_api:read"], Signer::other_rsa()).await;
+    let other = register(
+        &app,
+        &ws,
+        "Other",
+        &["public_api:read"],
+        Signer::other_rsa(),
+    )
+    .await;
     let tokens_before = app.count("SELECT COUNT(*) FROM tokens").await;
 
     let now = now();
@@ -181,33 +199,42 @@ async fn every_bad_assertion_is_refused_alike() {
             "another app's kid and key, this app's sub",
             header_with(others_kid, &other_rsa),
         ),
-        ("signed by another key", header_with(client.header(), &other_rsa)),
         (
-            "a flipped signature",
-            {
-                let good = client.assertion();
-                let (rest, sig) = good.rsplit_once('.').unwrap();
-                let mut sig = sig.to_string();
-                let last = sig.pop().unwrap();
-                sig.push(if last == 'A' { 'B' } else { 'A' });
-                format!("{rest}.{sig}")
-            },
+            "signed by another key",
+            header_with(client.header(), &other_rsa),
+        ),
+        ("a flipped signature", {
+            let good = client.assertion();
+            let (rest, sig) = good.rsplit_once('.').unwrap();
+            let mut sig = sig.to_string();
+            let last = sig.pop().unwrap();
+            sig.push(if last == 'A' { 'B' } else { 'A' });
+            format!("{rest}.{sig}")
+        }),
+        ("another sub", with(&|c| c["sub"] = json!(other.app_id))),
+        (
+            "no sub",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            }),
         ),
         (
-            "another sub",
-            with(&|c| c["sub"] = json!(other.app_id)),
+            "another aud",
+            with(&|c| c["aud"] = json!("https://oauth2.segment.io")),
         ),
-        ("no sub", with(&|c| {
-            c.as_object_mut().unwrap().remove("sub");
-        })),
-        ("another aud", with(&|c| c["aud"] = json!("https://oauth2.segment.io"))),
-        ("no aud", with(&|c| {
-            c.as_object_mut().unwrap().remove("aud");
-        })),
-        ("an expired exp", with(&|c| {
-            c["iat"] = json!(now - 600);
-            c["exp"] = json!(now - 300);
-        })),
+        (
+            "no aud",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            }),
+        ),
+        (
+            "an expired exp",
+            with(&|c| {
+                c["iat"] = json!(now - 600);
+                c["exp"] = json!(now - 300);
+            }),
+        ),
         ("a far-future exp", with(&|c| c["exp"] = json!(now + 3600))),
         (
             "exp ten minutes after iat",
@@ -216,19 +243,34 @@ async fn every_bad_assertion_is_refused_alike() {
                 c["exp"] = json!(now + 300);
             }),
         ),
-        ("iat in the future", with(&|c| {
-            c["iat"] = json!(now + 200);
-            c["exp"] = json!(now + 260);
-        })),
+        (
+            "iat in the future",
+            with(&|c| {
+                c["iat"] = json!(now + 200);
+                c["exp"] = json!(now + 260);
+            }),
+        ),
         ("nbf in the future", with(&|c| c["nbf"] = json!(now + 200))),
-        ("exp as text", with(&|c| c["exp"] = json!((now + 60).to_string()))),
-        ("nbf as text", with(&|c| c["nbf"] = json!((now + 3600).to_string()))),
-        ("no exp", with(&|c| {
-            c.as_object_mut().unwrap().remove("exp");
-        })),
-        ("no jti", with(&|c| {
-            c.as_object_mut().unwrap().remove("jti");
-        })),
+        (
+            "exp as text",
+            with(&|c| c["exp"] = json!((now + 60).to_string())),
+        ),
+        (
+            "nbf as text",
+            with(&|c| c["nbf"] = json!((now + 3600).to_string())),
+        ),
+        (
+            "no exp",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("exp");
+            }),
+        ),
+        (
+            "no jti",
+            with(&|c| {
+                c.as_object_mut().unwrap().remove("jti");
+            }),
+        ),
         ("an empty jti", with(&|c| c["jti"] = json!(""))),
         ("a replayed jti", replayed),
         ("not a JWT", "not-a-jwt".to_string()),
@@ -270,14 +312,21 @@ async fn the_form_and_the_scope_are_checked() {
         (without("grant_type"), 400, "invalid_request"),
         (without("client_assertion"), 400, "invalid_request"),
         (without("client_assertion_type"), 400, "invalid_request"),
-        (replace("grant_type", "password"), 400, "unsupported_grant_type"),
+        (
+            replace("grant_type", "password"),
+            400,
+            "unsupported_grant_type",
+        ),
         (
             replace("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
             400,
             "unsupported_grant_type",
         ),
         (
-            replace("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"),
+            replace(
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+            ),
             401,
             "invalid_client",
         ),
@@ -313,7 +362,11 @@ async fn the_form_and_the_scope_are_checked() {
     assert_eq!(oauth_error(res, 400).await.0, "invalid_request");
 
     // Scopes: one the app was not granted, one that does not exist.
-    for scope in ["public_api:read_write", "public_api:read public_api:read_write", "admin"] {
+    for scope in [
+        "public_api:read_write",
+        "public_api:read public_api:read_write",
+        "admin",
+    ] {
         let assertion = client.assertion();
         let res = token_request(&app, &form(&assertion, Some(scope))).await;
         assert_eq!(oauth_error(res, 400).await.0, "invalid_scope", "{scope}");
@@ -337,7 +390,11 @@ async fn the_token_endpoint_is_rate_limited_per_client_and_per_app() {
     }
     let assertion = client.assertion();
     let res = token_request(&app, &form(&assertion, None)).await;
-    let retry_after: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(retry_after >= 1);
     assert_eq!(oauth_error(res, 429).await.0, "slow_down");
 }
@@ -407,7 +464,10 @@ async fn a_signed_github_alert_revokes_an_access_token_and_tells_the_owners() {
     };
     let text = text.replace("=\r\n", "").replace("=\n", "");
     assert!(text.contains(&client.app_id), "the mail names the app");
-    assert!(text.contains("before-the-leak"), "the mail lists its activity");
+    assert!(
+        text.contains("before-the-leak"),
+        "the mail lists its activity"
+    );
     assert!(!text.contains(&token[4..]), "never the token");
 }
 
@@ -464,7 +524,10 @@ async fn deleting_an_app_or_removing_a_key_revokes_its_tokens() {
     // The last key cannot go.
     let res = app
         .delete(
-            &format!("/oauth-apps/{}/keys/{}", client.app_id, second_client.key_id),
+            &format!(
+                "/oauth-apps/{}/keys/{}",
+                client.app_id, second_client.key_id
+            ),
             &ws.owner_token,
         )
         .await;
@@ -523,7 +586,10 @@ async fn narrowing_an_apps_scopes_revokes_the_tokens_that_had_more() {
         .await;
     assert_eq!(res.status(), 200);
     let body = json(res).await;
-    assert_eq!(body["data"]["oauthApp"]["scopes"], json!(["public_api:read"]));
+    assert_eq!(
+        body["data"]["oauthApp"]["scopes"],
+        json!(["public_api:read"])
+    );
     assert_eq!(body["data"]["oauthApp"]["name"], "Reader");
     assert_eq!(app.get("/", &writer).await.status(), 401);
     assert_eq!(app.get("/", &reader).await.status(), 200);
@@ -535,9 +601,15 @@ async fn apps_are_checked_like_every_body() {
     let ws = app.workspace("Acme", "owner@acme.test").await;
     let before = app.db_state().await;
     for (key, field) in [
-        (include_str!("../../fixtures/oauth/rsa-1024.pub.pem"), "1024 bits"),
+        (
+            include_str!("../../fixtures/oauth/rsa-1024.pub.pem"),
+            "1024 bits",
+        ),
         (include_str!("../../fixtures/oauth/p384.pub.pem"), "P-256"),
-        (include_str!("../../fixtures/oauth/ed25519.pub.pem"), "another kind"),
+        (
+            include_str!("../../fixtures/oauth/ed25519.pub.pem"),
+            "another kind",
+        ),
         (RSA_PRIVATE, "private key"),
         ("not a key", "PEM public key"),
     ] {
@@ -601,10 +673,20 @@ async fn apps_are_checked_like_every_body() {
     assert_eq!(one["scopes"], json!(["public_api:read_write"]));
     assert_eq!(one["tokenExpiresIn"], 86400);
     let key = &one["keys"][0];
-    let mut fields: Vec<&str> = key.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut fields: Vec<&str> = key
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     fields.sort();
     assert_eq!(fields, ["algorithm", "createdAt", "id", "name"]);
-    let read = get_data(&app, &format!("/oauth-apps/{}", client.app_id), &ws.owner_token).await;
+    let read = get_data(
+        &app,
+        &format!("/oauth-apps/{}", client.app_id),
+        &ws.owner_token,
+    )
+    .await;
     assert_eq!(&read["oauthApp"], one);
     assert_eq!(listed["pagination"]["totalEntries"], 1);
 }
@@ -627,11 +709,17 @@ async fn revocation_by_value_takes_either_kind_from_its_own_workspace_only() {
         }
     };
     // Another workspace's token reads exactly as an unknown one.
-    let unknown = leakguard::token::PublicToken::generate().expose().to_string();
+    let unknown = leakguard::token::PublicToken::generate()
+        .expose()
+        .to_string();
     let mut bad_checksum = api_token.clone().into_bytes();
     bad_checksum[10] = if bad_checksum[10] == b'a' { b'b' } else { b'a' };
     let mut answers = Vec::new();
-    for token in [theirs.clone(), unknown, String::from_utf8(bad_checksum).unwrap()] {
+    for token in [
+        theirs.clone(),
+        unknown,
+        String::from_utf8(bad_checksum).unwrap(),
+    ] {
         let res = revoke(token).await;
         answers.push((res.status().as_u16(), json(res).await));
     }
@@ -643,7 +731,11 @@ async fn revocation_by_value_takes_either_kind_from_its_own_workspace_only() {
     assert_eq!(res.status(), 422);
     // A member cannot.
     let res = app
-        .post("/token-revocations", &api_token, &json!({ "token": access }))
+        .post(
+            "/token-revocations",
+            &api_token,
+            &json!({ "token": access }),
+        )
         .await;
     assert_eq!(res.status(), 403);
 
