@@ -73,6 +73,14 @@ pub fn resources() -> Vec<Resource> {
             add_key,
             OperationDoc::new("addOAuthAppKey", "Add a public key to an app (at most two)")
                 .status(404, NO_SUCH)
+                // With two keys, the first can go.
+                .link(
+                    "removeOAuthAppKey",
+                    &[
+                        ("path.id", "$response.body#/data/oauthApp/id"),
+                        ("path.keyId", "$response.body#/data/oauthApp/keys/0/id"),
+                    ],
+                )
                 .status(409, "The app has two keys already: remove one first"),
         ),
         Resource::new("/oauth-apps/{id}/keys/{keyId}", "OAuth Apps").delete(
