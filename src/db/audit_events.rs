@@ -221,10 +221,10 @@ fn filter_sql<'a>(workspace_id: &'a WorkspaceId, filter: &'a Filter) -> (String,
             None if is_oauth_app(actor) => {
                 binds.push(actor.to_arg());
                 let a = binds.len();
-                binds.push(Arg::Int(actor.len() as i64 + 1));
-                let n = binds.len();
+                // The app's tokens: `<actor>/…`. Compared by substring, as
+                // LIKE would read the `_` an id may hold as a wildcard.
                 clauses.push(format!(
-                    "(actor = ${a} OR substr(actor, 1, ${n}) = ${a} || '/')"
+                    "(actor = ${a} OR substr(actor, 1, length(${a}) + 1) = ${a} || '/')"
                 ));
             }
             None => push("actor = ?", actor.to_arg(), &mut binds),
