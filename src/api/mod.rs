@@ -33,6 +33,11 @@ use serde::Serialize;
 use error::ApiError;
 use rate_limit::RateLimitStatus;
 
+/// Path parameters that hold secrets (a source's write key): routes name
+/// them so, and log lines show `[redacted]` in their place
+/// (`middleware::RequestSpan`).
+pub const SECRET_PATH_PARAMETERS: &[&str] = &["writeKey"];
+
 /// Media types the API answers with; the first is the default.
 const MEDIA_TYPES: &[&str] = &[
     "application/vnd.segment.v1+json",

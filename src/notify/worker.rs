@@ -98,6 +98,20 @@ impl Worker {
 
     async fn deliver(&self, message: &ClaimedMessage) {
         let to = mask_email(&message.recipient);
+        // A batch is claimed at once and sent one by one: the lease of a
+        // message late in the batch may have run out, and another worker
+        // may have it now.
+        match outbox::renew(&self.db, &message.id, &self.id, self.lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(outbox_id = %message.id, "another worker took this email over; not sending it");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(outbox_id = %message.id, error = %e, "cannot renew the lease on an email; leaving it for a later attempt");
+                return;
+            }
+        }
         match self.transport.send(&self.from, message).await {
             Ok(()) => {
                 self.metrics.outbox_sent.inc();
@@ -110,6 +124,7 @@ impl Worker {
                 let result = outbox::mark_failed(
                     &self.db,
                     message,
+                    &self.id,
                     &err.to_string(),
                     self.max_attempts,
                     self.backoff_base,
@@ -117,7 +132,7 @@ impl Worker {
                 )
                 .await;
                 match result {
-                    Ok(true) => {
+                    Ok(outbox::Failed::Dead) => {
                         self.metrics.outbox_dead.inc();
                         tracing::error!(
                             outbox_id = %message.id, to = %to, attempts = message.attempts + 1,
@@ -125,9 +140,13 @@ impl Worker {
                             "email is dead after its last attempt; see `leakguard outbox list --dead`"
                         );
                     }
-                    Ok(false) => tracing::warn!(
+                    Ok(outbox::Failed::Retry) => tracing::warn!(
                         outbox_id = %message.id, to = %to, attempts = message.attempts + 1,
                         error = %err, "email send failed; will retry"
+                    ),
+                    Ok(outbox::Failed::LeaseLost) => tracing::warn!(
+                        outbox_id = %message.id, to = %to, error = %err,
+                        "email send failed after another worker took it over; its attempt stands"
                     ),
                     Err(e) => {
                         tracing::error!(outbox_id = %message.id, error = %e, "could not record a failed send")
@@ -145,8 +164,13 @@ impl Worker {
         let give_up = std::time::Instant::now() + self.lease / 2;
         let mut pause = Duration::from_millis(100);
         loop {
-            let Err(e) = outbox::mark_sent(&self.db, &message.id).await else {
-                return;
+            let e = match outbox::mark_sent(&self.db, &message.id, &self.id).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(outbox_id = %message.id, "email sent, but another worker had taken it over; it may arrive twice (same Message-ID)");
+                    return;
+                }
+                Err(e) => e,
             };
             if std::time::Instant::now() + pause >= give_up {
                 tracing::error!(outbox_id = %message.id, error = %e, "email sent but not marked sent; it will be sent again after the lease");

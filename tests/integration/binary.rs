@@ -348,6 +348,10 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     pub(crate) fn get(&self, path: &str, token: &str) -> reqwest::blocking::Response {
         self.client
             .get(self.url(path))
@@ -416,6 +420,16 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A process's resident memory (VmRSS), in KiB.
+pub(crate) fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 /// Reads one sample from Prometheus text: the metric `name` whose labels

@@ -20,6 +20,7 @@ mod public_api;
 mod raw_http;
 mod scanning;
 mod security;
+mod slow_bodies;
 mod smtp_server;
 mod soak;
 mod support;

@@ -281,12 +281,20 @@ async fn bad_requests_change_nothing() {
             .status(),
         401
     );
-    // Unknown identifier, even after the refetch.
+    // Unknown identifier, even after the refetch: 401. Another one before
+    // the next refetch is allowed: 503, so that GitHub retries.
     assert_eq!(
         app.post_alert_raw(good.clone(), &stranger.identifier(), &stranger.sign(&good))
             .await
             .status(),
         401
+    );
+    let another = DevKey::generate();
+    assert_eq!(
+        app.post_alert_raw(good.clone(), &another.identifier(), &another.sign(&good))
+            .await
+            .status(),
+        503
     );
     // Signed but malformed.
     for bad in [
@@ -348,7 +356,8 @@ async fn key_rotation_fetches_the_new_set_once() {
     assert_eq!(app.keys.hits(), 2, "cached keys need no fetch");
 
     // Random identifiers do not make us hammer GitHub: one refetch per
-    // interval at most.
+    // interval at most. Until the next is allowed, an identifier that is
+    // not in the set gets 503 and Retry-After: it may be GitHub's newest.
     for _ in 0..5 {
         let stranger = DevKey::generate();
         let res = app
@@ -358,9 +367,15 @@ async fn key_rotation_fetches_the_new_set_once() {
                 &stranger.sign(b"[]"),
             )
             .await;
-        assert_eq!(res.status(), 401);
+        assert_eq!(res.status(), 503);
+        let retry_after: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
     }
-    assert!(app.keys.hits() <= 3, "hits: {}", app.keys.hits());
+    assert_eq!(app.keys.hits(), 2, "no refetch within the interval");
 }
 
 #[tokio::test]

@@ -12,7 +12,10 @@ use leakguard::token::{checksum, PublicToken, PREFIX, TOKEN_LEN};
 /// A key-id flood (1,000 signed alerts, each naming a random key
 /// identifier) costs GitHub's key endpoint one fetch per refetch interval,
 /// not one per alert. The interval is set far beyond the test's length, so
-/// the cap is one fetch whatever the machine's speed.
+/// the cap is one fetch whatever the machine's speed. The one alert whose
+/// identifier was looked for at GitHub gets 401; every other one gets 503
+/// with a `Retry-After` that points at the next allowed refetch, since its
+/// key might be one GitHub rotated in meanwhile (issue 17, finding 4).
 #[tokio::test]
 async fn a_flood_of_random_key_identifiers_fetches_the_key_set_at_most_once_per_interval() {
     let app = TestApp::spawn_with(&[("GITHUB_KEYS_MIN_REFETCH_SECS", "3600")]).await;
@@ -20,6 +23,7 @@ async fn a_flood_of_random_key_identifiers_fetches_the_key_set_at_most_once_per_
     let stranger = DevKey::generate();
     let body = b"[]".to_vec();
     let signature = stranger.sign(&body);
+    let (mut refused, mut deferred) = (0, 0);
     for batch in 0..20 {
         let answers = futures_util::future::join_all((0..50).map(|i| {
             let (app, body, signature) = (&app, body.clone(), &signature);
@@ -30,14 +34,44 @@ async fn a_flood_of_random_key_identifiers_fetches_the_key_set_at_most_once_per_
         }))
         .await;
         for res in answers {
-            assert_eq!(res.status(), 401);
+            let status = res.status().as_u16();
+            let retry_after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
             let message = json(res).await["errors"][0]["message"].clone();
-            assert_eq!(
-                message, "unknown key identifier: not in GitHub's key set",
-                "{message}"
-            );
+            match status {
+                401 => {
+                    refused += 1;
+                    assert_eq!(
+                        message, "unknown key identifier: not in GitHub's key set",
+                        "{message}"
+                    );
+                }
+                503 => {
+                    deferred += 1;
+                    let retry_after = retry_after.expect("503 with Retry-After");
+                    assert!(
+                        (3000..=3600).contains(&retry_after),
+                        "Retry-After {retry_after}: the refetch is allowed an hour after the last"
+                    );
+                    assert!(
+                        message
+                            .as_str()
+                            .unwrap()
+                            .starts_with("unknown key identifier: not in the key set fetched last"),
+                        "{message}"
+                    );
+                }
+                other => panic!("unexpected {other}: {message}"),
+            }
         }
     }
+    assert_eq!(
+        (refused, deferred),
+        (1, 999),
+        "one identifier looked for at GitHub, the rest deferred"
+    );
     assert_eq!(app.keys.hits(), 2, "1,000 unknown identifiers, one refetch");
     // The real key still verifies, from the cache.
     assert_eq!(app.post_alert(b"[]".to_vec()).await.status(), 200);
