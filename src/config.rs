@@ -518,6 +518,44 @@ mod tests {
         assert_eq!(err.0.len(), 5);
     }
 
+    /// Issue 17, finding 7: with an SMTP timeout at or above the lease, a
+    /// slow send outlives its lease and another replica sends the same
+    /// mail again.
+    #[test]
+    fn the_smtp_timeout_must_fit_well_inside_the_lease() {
+        for (timeout, lease) in [("60", "60"), ("90", "60"), ("31", "60")] {
+            let err = Settings::from_map(&map(&[
+                ("SMTP_TIMEOUT_SECS", timeout),
+                ("OUTBOX_LEASE_SECS", lease),
+            ]))
+            .unwrap_err();
+            assert_eq!(err.0.len(), 1, "{err}");
+            assert!(err.0[0].starts_with("LEAKGUARD_SMTP_TIMEOUT_SECS"), "{err}");
+            assert!(err.0[0].contains("LEAKGUARD_OUTBOX_LEASE_SECS"), "{err}");
+        }
+        let ok = Settings::from_map(&map(&[
+            ("SMTP_TIMEOUT_SECS", "30"),
+            ("OUTBOX_LEASE_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.smtp_timeout * 2, ok.outbox_lease);
+    }
+
+    #[test]
+    fn body_budgets_must_hold_the_largest_alert() {
+        let err = Settings::from_map(&map(&[
+            ("MAX_ALERT_BYTES", "1000"),
+            ("ALERT_BODIES_MAX_BYTES", "999"),
+            ("ALERT_BODIES_MAX_BYTES_PER_CLIENT", "500"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, nonsense"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        let ok =
+            Settings::from_map(&map(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,::1")])).unwrap();
+        assert_eq!(ok.trusted_proxies.len(), 3);
+    }
+
     #[test]
     fn huge_durations_are_errors_not_panics() {
         let err = Settings::from_map(&map(&[

@@ -2,10 +2,11 @@
 //! PostgreSQL, `FOR UPDATE SKIP LOCKED`), so several replicas can run
 //! workers without sending a message twice in normal operation; a worker
 //! that dies mid-send leaves a lease that expires, and the message is sent
-//! later (at least once, with the same Message-ID). A worker renews its
-//! lease right before each send and settles a message only while it still
-//! holds it, so a worker whose lease ran out can neither send a message
-//! another worker took over nor overwrite that worker's record. Failed rows
+//! later (at least once, with the same Message-ID). A worker starts a send
+//! only under a lease that outlasts it (renewing it first when too little
+//! is left) and settles a message only while it still holds it, so a
+//! worker whose lease ran out can neither send a message another worker
+//! took over nor overwrite that worker's record. Failed rows
 //! are retried with backoff and, after the last attempt, kept as dead:
 //! never deleted.
 

@@ -753,8 +753,7 @@ async fn a_chain_cut_short_or_rewritten_is_refused_by_the_database_or_caught_by_
             .unwrap_or_default()
             .lines()
             .filter_map(leakguard::audit::checkpoints::Checkpoint::from_line)
-            .filter(|c| c.workspace_id == workspace_id)
-            .last()
+            .rfind(|c| c.workspace_id == workspace_id)
     };
     let heads: Vec<Anchor> = {
         let mut heads = Vec::new();

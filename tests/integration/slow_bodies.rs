@@ -185,7 +185,9 @@ async fn what_can_be_refused_before_the_body_is_refused_before_the_body() {
     }
 
     let another = DevKey::generate().identifier();
-    let cases: Vec<(&str, Vec<(&str, &str)>, usize, u16)> = vec![
+    // (what, headers, Content-Length, answer)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, usize, u16);
+    let cases: Vec<Case> = vec![
         ("no signature", vec![(KEY_ID_HEADER, &key_id)], 100, 401),
         (
             "no key identifier",
