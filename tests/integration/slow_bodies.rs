@@ -45,6 +45,19 @@ struct Outcome {
     after: Duration,
 }
 
+/// An answer's head and body, once a whole one has arrived.
+fn whole_answer(answer: &[u8]) -> Option<(String, String)> {
+    let end = answer.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let body = answer.get(end + 4..end + 4 + length)?;
+    Some((head, String::from_utf8_lossy(body).to_string()))
+}
+
 /// Connects from `from`, sends `head` and `sent` bytes of body, and then
 /// stalls with the connection open (no FIN) until the server answers, or
 /// `wait` passes. `written` learns when the bytes were handed to the
@@ -57,6 +70,20 @@ async fn stalled_request(
     wait: Duration,
     written: Option<oneshot::Sender<()>>,
 ) -> Outcome {
+    stalled_request_answer(from, server, head, sent, wait, written)
+        .await
+        .0
+}
+
+/// `stalled_request`, and the answer's body.
+async fn stalled_request_answer(
+    from: IpAddr,
+    server: SocketAddr,
+    head: Vec<u8>,
+    sent: usize,
+    wait: Duration,
+    written: Option<oneshot::Sender<()>>,
+) -> (Outcome, String) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(SocketAddr::new(from, 0)).unwrap();
     let stream = socket.connect(server).await.unwrap();
@@ -88,7 +115,7 @@ async fn stalled_request(
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     answer.extend_from_slice(&buf[..n]);
-                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                    if whole_answer(&answer).is_some() {
                         break;
                     }
                 }
@@ -112,11 +139,17 @@ async fn stalled_request(
                 .map(str::to_string)
         })
         .and_then(|v| v.trim().parse().ok());
-    Outcome {
-        status,
-        retry_after,
-        after,
-    }
+    let body = whole_answer(&answer)
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    (
+        Outcome {
+            status,
+            retry_after,
+            after,
+        },
+        body,
+    )
 }
 
 /// Ends the connection's sending side when the request is dropped (or its
@@ -161,16 +194,89 @@ async fn what_can_be_refused_before_the_body_is_refused_before_the_body() {
         .await;
     assert_eq!(res.status(), 401);
     let hits = app.keys.hits();
+    let another = DevKey::generate().identifier();
+    let valid = [
+        (KEY_ID_HEADER, key_id.as_str()),
+        (SIGNATURE_HEADER, signature.as_str()),
+    ];
+
+    // Each head is sent with a Content-Length, and then nothing: an answer
+    // within seconds means the body was never waited for.
+    let refused_at_once =
+        |name: &str, headers: &[(&str, &str)], length: usize, status: u16, message: &str| {
+            let (name, message) = (name.to_string(), message.to_string());
+            let request = head(ALERT_PATH, headers, length);
+            async move {
+                let (outcome, body) = stalled_request_answer(
+                    loopback(1),
+                    server,
+                    request,
+                    0,
+                    Duration::from_secs(10),
+                    None,
+                )
+                .await;
+                assert_eq!(outcome.status, Some(status), "{name}: {outcome:?}");
+                assert!(
+                    outcome.after < Duration::from_secs(5),
+                    "{name}: {outcome:?}"
+                );
+                assert!(body.contains(&message), "{name}: {body}");
+                if status == 503 {
+                    assert!(
+                        outcome.retry_after.is_some_and(|s| s >= 1),
+                        "{name}: {outcome:?}"
+                    );
+                }
+            }
+        };
+    refused_at_once(
+        "no signature",
+        &[(KEY_ID_HEADER, &key_id)],
+        100,
+        401,
+        "missing Github-Public-Key-Signature header",
+    )
+    .await;
+    refused_at_once(
+        "no key identifier",
+        &[(SIGNATURE_HEADER, &signature)],
+        100,
+        401,
+        "missing Github-Public-Key-Identifier header",
+    )
+    .await;
+    refused_at_once(
+        "a signature that is not base64",
+        &[(KEY_ID_HEADER, &key_id), (SIGNATURE_HEADER, "%%%")],
+        100,
+        401,
+        "is not standard base64",
+    )
+    .await;
+    refused_at_once(
+        "a Content-Length over the limit",
+        &valid,
+        8 * 1024 * 1024 + 1,
+        413,
+        "the body exceeds the limit",
+    )
+    .await;
+    refused_at_once(
+        "an unknown key identifier before the next refetch is allowed",
+        &[(KEY_ID_HEADER, &another), (SIGNATURE_HEADER, &signature)],
+        100,
+        503,
+        "unknown key identifier: not in the key set fetched last",
+    )
+    .await;
+    assert_eq!(app.keys.hits(), hits, "no key fetch for any of them");
 
     // The budget of 8 MiB is held by one stalled 8 MiB body of 127.0.0.9.
     let holder = tokio::spawn(stalled_request(
         loopback(9),
         server,
-        head(
-            ALERT_PATH,
-            &[(KEY_ID_HEADER, &key_id), (SIGNATURE_HEADER, &signature)],
-            8 * 1024 * 1024,
-        ),
+        head(ALERT_PATH, &valid, 8 * 1024 * 1024),
         1024,
         Duration::from_secs(60),
         None,
@@ -183,66 +289,14 @@ async fn what_can_be_refused_before_the_body_is_refused_before_the_body() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-
-    let another = DevKey::generate().identifier();
-    // (what, headers, Content-Length, answer)
-    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, usize, u16);
-    let cases: Vec<Case> = vec![
-        ("no signature", vec![(KEY_ID_HEADER, &key_id)], 100, 401),
-        (
-            "no key identifier",
-            vec![(SIGNATURE_HEADER, &signature)],
-            100,
-            401,
-        ),
-        (
-            "a signature that is not base64",
-            vec![(KEY_ID_HEADER, &key_id), (SIGNATURE_HEADER, "%%%")],
-            100,
-            401,
-        ),
-        (
-            "a Content-Length over the limit",
-            vec![(KEY_ID_HEADER, &key_id), (SIGNATURE_HEADER, &signature)],
-            8 * 1024 * 1024 + 1,
-            413,
-        ),
-        (
-            "an unknown key identifier before the next refetch is allowed",
-            vec![(KEY_ID_HEADER, &another), (SIGNATURE_HEADER, &signature)],
-            100,
-            503,
-        ),
-        (
-            "a body the budget cannot hold now",
-            vec![(KEY_ID_HEADER, &key_id), (SIGNATURE_HEADER, &signature)],
-            100,
-            503,
-        ),
-    ];
-    for (name, headers, length, status) in cases {
-        let outcome = stalled_request(
-            loopback(1),
-            server,
-            head(ALERT_PATH, &headers, length),
-            0,
-            Duration::from_secs(10),
-            None,
-        )
-        .await;
-        assert_eq!(outcome.status, Some(status), "{name}: {outcome:?}");
-        assert!(
-            outcome.after < Duration::from_secs(5),
-            "{name}: {outcome:?}"
-        );
-        if status == 503 {
-            assert!(
-                outcome.retry_after.is_some_and(|s| s >= 1),
-                "{name}: {outcome:?}"
-            );
-        }
-    }
-    assert_eq!(app.keys.hits(), hits, "no key fetch for any of them");
+    refused_at_once(
+        "a body the budget cannot hold now",
+        &valid,
+        100,
+        503,
+        "too many request bodies in flight on this server",
+    )
+    .await;
     holder.abort();
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.state.alert_bodies.held() > 0 {
