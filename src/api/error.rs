@@ -43,6 +43,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotAcceptable(String),
+    /// A known path, a method it does not have.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: String, allow: String },
     /// 429; the message says whose limit it was.
     #[error("{message}")]
     RateLimited {
@@ -129,6 +132,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) | ApiError::RetryLater { .. } => {
@@ -155,6 +159,10 @@ impl ResponseError for ApiError {
             ApiError::Validation(list) => list.clone(),
             ApiError::PayloadTooLarge(m) => single("payload-too-large", m.clone()),
             ApiError::NotAcceptable(m) => single("not-acceptable", m.clone()),
+            ApiError::MethodNotAllowed { method, allow } => single(
+                "method-not-allowed",
+                format!("{method} is not a method of this path; it takes {allow}"),
+            ),
             ApiError::RateLimited { message, .. } => single("rate-limited", message.clone()),
             ApiError::RequestTimeout(m) => single("request-timeout", m.clone()),
             ApiError::Unavailable(m) => single("unavailable", m.clone()),
@@ -177,6 +185,9 @@ impl ResponseError for ApiError {
         };
         if let Some(seconds) = retry_after {
             response.insert_header((header::RETRY_AFTER, seconds.max(1).to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         // A client that stalled or was refused before its body was read
         // may still be sending it: the connection cannot carry another

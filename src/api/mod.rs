@@ -33,11 +33,6 @@ use serde::Serialize;
 use error::ApiError;
 use rate_limit::RateLimitStatus;
 
-/// Path parameters that hold secrets (a source's write key): routes name
-/// them so, and log lines show `[redacted]` in their place
-/// (`middleware::RequestSpan`).
-pub const SECRET_PATH_PARAMETERS: &[&str] = &["writeKey"];
-
 /// Media types the API answers with; the first is the default.
 const MEDIA_TYPES: &[&str] = &[
     "application/vnd.segment.v1+json",
@@ -71,10 +66,37 @@ impl Endpoint {
     }
 }
 
-/// Registers endpoints on an app or scope.
+/// Registers endpoints on an app or scope: one resource per path, with the
+/// methods of every endpoint on it, and its pattern for the request
+/// metrics and the access log.
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
+    let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints {
-        cfg.route(e.path, e.route);
+        match paths.iter_mut().find(|(path, _)| *path == e.path) {
+            Some((_, same_path)) => same_path.push(e),
+            None => paths.push((e.path, vec![e])),
+        }
+    }
+    for (path, endpoints) in paths {
+        let allow = endpoints
+            .iter()
+            .map(|e| e.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let resource = web::resource(path)
+            .app_data(crate::middleware::RoutePattern(path))
+            .default_service(web::to(move |req: HttpRequest| {
+                let error = ApiError::MethodNotAllowed {
+                    method: req.method().to_string(),
+                    allow: allow.clone(),
+                };
+                async move { Err::<HttpResponse, _>(error) }
+            }));
+        cfg.service(
+            endpoints
+                .into_iter()
+                .fold(resource, |r, e| r.route(e.route)),
+        );
     }
 }
 

@@ -370,7 +370,7 @@ pub async fn add_write_key(
 }
 
 #[utoipa::path(delete, path = "/sources/{id}/writekey/{writeKey}", tag = "Sources",
-    params(("id" = String, Path), ("writeKey" = String, Path, description = "One of the source's writeKeys (never logged: log lines show it as [redacted])")),
+    params(("id" = String, Path), ("writeKey" = String, Path, description = "One of the source's writeKeys (log lines never show request paths)")),
     responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
               (status = 404, description = "No such source in this workspace, or no such write key on it")))]
 pub async fn remove_write_key(

@@ -11,7 +11,8 @@ use leakguard::audit::Anchor;
 use leakguard::db::audit_events::StoredEvent;
 
 use crate::api_helpers::*;
-use crate::support::{is_postgres, json, TestApp};
+use crate::support::{json, TestApp};
+use test_support::db::is_postgres;
 
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
@@ -248,9 +249,10 @@ async fn every_mutation_writes_its_event() {
 
     // 2 from the workspace's creation and the 11 above: nothing else.
     assert_eq!(audit_count(&app).await, 13);
-    // No API changes the trail.
+    // No API changes the trail: the trail's path takes GET only (405, with
+    // `Allow`), and nothing lies below it (404).
     for method in ["POST", "PATCH", "PUT", "DELETE"] {
-        for path in ["/audit-events", "/audit-events/x"] {
+        for (path, status) in [("/audit-events", 405), ("/audit-events/x", 404)] {
             let res = app
                 .client
                 .request(method.parse().unwrap(), app.url(path))
@@ -259,7 +261,7 @@ async fn every_mutation_writes_its_event() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(res.status(), 404, "{method} {path}");
+            assert_eq!(res.status(), status, "{method} {path}");
         }
     }
     assert_eq!(audit_count(&app).await, 13);
@@ -425,17 +427,10 @@ async fn event_id(app: &TestApp, workspace_id: &str, seq: i64) -> String {
     sqlx::query("SELECT id FROM audit_events WHERE workspace_id = $1 AND seq = $2")
         .bind(workspace_id)
         .bind(seq)
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap()
         .get(0)
-}
-
-async fn execute(app: &TestApp, sql: &str) -> Result<u64, sqlx::Error> {
-    sqlx::query(sql)
-        .execute(&app.raw)
-        .await
-        .map(|r| r.rows_affected())
 }
 
 #[tokio::test]
@@ -465,11 +460,13 @@ async fn the_trail_is_append_only_and_tampering_is_detected() {
             edited.id
         ),
     ] {
-        let err = execute(&app, &sql).await.expect_err(&sql);
+        let err = app.test_db.execute(&sql).await.expect_err(&sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     if is_postgres() {
-        let err = execute(&app, "TRUNCATE audit_events")
+        let err = app
+            .test_db
+            .execute("TRUNCATE audit_events")
             .await
             .expect_err("truncate");
         assert!(err.to_string().contains("append-only"), "{err}");
@@ -478,28 +475,30 @@ async fn the_trail_is_append_only_and_tampering_is_detected() {
 
     // An attacker with database access goes around the triggers...
     if is_postgres() {
-        execute(&app, "ALTER TABLE audit_events DISABLE TRIGGER USER")
+        app.test_db
+            .execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
             .await
             .unwrap();
     } else {
-        execute(&app, "DROP TRIGGER audit_events_no_update")
+        app.test_db
+            .execute("DROP TRIGGER audit_events_no_update")
             .await
             .unwrap();
-        execute(&app, "DROP TRIGGER audit_events_no_delete")
+        app.test_db
+            .execute("DROP TRIGGER audit_events_no_delete")
             .await
             .unwrap();
     }
     let edited_event = event_id(&app, &edited.id, 3).await;
-    let n = execute(
-        &app,
-        &format!(
+    let n = app
+        .test_db
+        .execute(&format!(
             "UPDATE audit_events SET resource_name = 'nothing to see'
              WHERE workspace_id = '{}' AND seq = 3",
             edited.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     let (_, breaks) = leakguard::audit::verify(&app.db).await.unwrap();
     assert_eq!(breaks.len(), 1);
@@ -513,25 +512,21 @@ async fn the_trail_is_append_only_and_tampering_is_detected() {
     assert!(output.contains(&edited.id), "{output}");
 
     // ...removes an event in the middle of another chain...
-    execute(
-        &app,
-        &format!(
+    app.test_db
+        .execute(&format!(
             "DELETE FROM audit_events WHERE workspace_id = '{}' AND seq = 2",
             removed.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
     // ...and the newest event of a third (only the head gives that away).
-    execute(
-        &app,
-        &format!(
+    app.test_db
+        .execute(&format!(
             "DELETE FROM audit_events WHERE workspace_id = '{}' AND seq = 5",
             truncated.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
     let (_, breaks) = leakguard::audit::verify(&app.db).await.unwrap();
     let by_workspace = |ws: &str| breaks.iter().find(|b| b.workspace_id == ws).unwrap();
     assert_eq!(breaks.len(), 3);
@@ -689,7 +684,7 @@ async fn replacing_an_event_is_refused_on_every_connection() {
             .expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
         // ...and through another client's.
-        let err = execute(&app, sql).await.expect_err(sql);
+        let err = app.test_db.execute(sql).await.expect_err(sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     if !is_postgres() {
@@ -796,7 +791,7 @@ async fn a_chain_cut_short_or_rewritten_is_refused_by_the_database_or_caught_by_
 
     // The database refuses: the tail cannot go, and the head cannot move
     // back, nor sideways to a hash that is not the last event's.
-    let err = execute(&app, &cut_tail).await.expect_err(&cut_tail);
+    let err = app.test_db.execute(&cut_tail).await.expect_err(&cut_tail);
     assert!(err.to_string().contains("append-only"), "{err}");
     for sql in [
         cut_back.clone(),
@@ -813,7 +808,7 @@ async fn a_chain_cut_short_or_rewritten_is_refused_by_the_database_or_caught_by_
             cut.id
         ),
     ] {
-        let err = execute(&app, &sql).await.expect_err(&sql);
+        let err = app.test_db.execute(&sql).await.expect_err(&sql);
         assert!(
             err.to_string().contains("only moves forward"),
             "{sql}: {err}"
@@ -825,7 +820,8 @@ async fn a_chain_cut_short_or_rewritten_is_refused_by_the_database_or_caught_by_
     // rewrites an event deep in the other, re-hashing all that follows.
     if is_postgres() {
         for table in ["audit_events", "workspaces"] {
-            execute(&app, &format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
+            app.test_db
+                .execute(&format!("ALTER TABLE {table} DISABLE TRIGGER USER"))
                 .await
                 .unwrap();
         }
@@ -835,13 +831,14 @@ async fn a_chain_cut_short_or_rewritten_is_refused_by_the_database_or_caught_by_
             "audit_events_no_delete",
             "workspaces_audit_head_only_advances",
         ] {
-            execute(&app, &format!("DROP TRIGGER {trigger}"))
+            app.test_db
+                .execute(&format!("DROP TRIGGER {trigger}"))
                 .await
                 .unwrap();
         }
     }
-    assert_eq!(execute(&app, &cut_tail).await.unwrap(), 2);
-    assert_eq!(execute(&app, &cut_back).await.unwrap(), 1);
+    assert_eq!(app.test_db.execute(&cut_tail).await.unwrap(), 2);
+    assert_eq!(app.test_db.execute(&cut_back).await.unwrap(), 1);
     let mut chain = stored_chain(&app, &rewritten.id).await;
     chain[1].resource_name = "nothing to see".into();
     for i in 1..chain.len() {
@@ -856,20 +853,18 @@ async fn a_chain_cut_short_or_rewritten_is_refused_by_the_database_or_caught_by_
         .bind(&chain[i].hash)
         .bind(&rewritten.id)
         .bind(chain[i].seq)
-        .execute(&app.raw)
+        .execute(app.test_db.pool())
         .await
         .unwrap();
     }
-    execute(
-        &app,
-        &format!(
+    app.test_db
+        .execute(&format!(
             "UPDATE workspaces SET audit_head = '{}' WHERE id = '{}'",
             chain.last().unwrap().hash,
             rewritten.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
 
     // The hash chains alone see nothing wrong...
     assert_eq!(leakguard::audit::verify(&app.db).await.unwrap().1, vec![]);
@@ -942,14 +937,14 @@ async fn a_service_role_that_owns_nothing_works_and_cannot_touch_the_trail() {
         return;
     }
     use sqlx::Connection;
-    let base = std::env::var(crate::support::TEST_DB_ENV).unwrap();
+    let base = std::env::var(test_support::db::TEST_DB_ENV).unwrap();
     let suffix = leakguard::id::new_id().to_ascii_lowercase();
     let (owner, service) = (
         format!("lg_test_owner_{suffix}"),
         format!("lg_test_app_{suffix}"),
     );
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let db_url = crate::support::fresh_database_url(dir.path()).await;
+    let db_url = test_support::db::fresh_database_url(dir.path()).await;
     let db_name = url::Url::parse(&db_url)
         .unwrap()
         .path()
@@ -996,8 +991,10 @@ async fn a_service_role_that_owns_nothing_works_and_cannot_touch_the_trail() {
     // The service runs as the other role: alerts, the API, mail, readiness.
     let key = leakguard::scanning::simulate::DevKey::generate();
     let keys =
-        crate::support::KeyServer::start(leakguard::scanning::simulate::DevKey::key_set(&[&key]))
-            .await;
+        test_support::keys::KeyServer::start(leakguard::scanning::simulate::DevKey::key_set(&[
+            &key,
+        ]))
+        .await;
     let settings = [
         ("DATABASE_URL", as_role(&service)),
         ("BIND", "127.0.0.1:0".to_string()),

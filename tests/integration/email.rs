@@ -15,7 +15,7 @@ use leakguard::metrics::Metrics;
 use leakguard::notify::transport::Transport;
 use leakguard::notify::worker::Worker;
 use serde_json::{json, Value};
-use sqlx::Row;
+use test_support::db::TestDb;
 use tokio::sync::{watch, Notify};
 
 use crate::smtp_server::{Received, ReceivedExt, SmtpServer, Stage};
@@ -54,17 +54,6 @@ async fn add_user(app: &TestApp, token: &str, email: &str, name: &str, role: &st
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// The first column of every row, as text.
-async fn strings(db: &sqlx::AnyPool, sql: &str) -> Vec<String> {
-    sqlx::query(sql)
-        .fetch_all(db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 /// Every message's Message-ID, checking that none came twice.
@@ -138,19 +127,13 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         BTreeSet::from(["alice@example.com", "bob@example.com"])
     );
 
-    let alert_id = &strings(&app.raw, "SELECT id FROM alerts").await[0];
-    let alert_time = leakguard::time::format_micros(
-        sqlx::query("SELECT received_at FROM alerts")
-            .fetch_one(&app.raw)
-            .await
-            .unwrap()
-            .get(0),
-    );
-    let alice_id = &strings(
-        &app.raw,
-        "SELECT id FROM users WHERE email = 'alice@example.com'",
-    )
-    .await[0];
+    let alert_id = &app.test_db.scalars::<String>("SELECT id FROM alerts").await[0];
+    let alert_time =
+        leakguard::time::format_micros(app.test_db.scalar("SELECT received_at FROM alerts").await);
+    let alice_id = &app
+        .test_db
+        .scalars::<String>("SELECT id FROM users WHERE email = 'alice@example.com'")
+        .await[0];
     let per_token_audit = format!("{PUBLIC_URL}/audit-events?actor=public-api-token/{leaked_id}");
     for (address, user_id, greeting) in [
         ("alice@example.com", alice_id.as_str(), "Hello alice"),
@@ -552,15 +535,15 @@ async fn a_graceful_stop_releases_what_the_worker_holds() {
     smtp.restart().await;
     smtp.hold(false);
 
-    let db = crate::support::raw_pool(&settings["DATABASE_URL"]).await;
-    let state = strings(
-        &db,
-        "SELECT CASE WHEN sent_at IS NOT NULL THEN 'sent'
+    let db = TestDb::connect(&settings["DATABASE_URL"]).await;
+    let state = db
+        .scalars::<String>(
+            "SELECT CASE WHEN sent_at IS NOT NULL THEN 'sent'
                      WHEN locked_by IS NOT NULL OR locked_until IS NOT NULL THEN 'held'
                      ELSE 'free' END
          FROM outbox",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(state, ["free", "free", "free"], "nothing held after stop");
     db.close().await;
 
@@ -747,11 +730,10 @@ async fn smtp_elsewhere_without_starttls_gets_neither_credentials_nor_mail() {
     app.report(&[&leaked]).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let last_error = loop {
-        let errors = strings(
-            &app.raw,
-            "SELECT last_error FROM outbox WHERE last_error IS NOT NULL",
-        )
-        .await;
+        let errors: Vec<String> = app
+            .test_db
+            .scalars("SELECT last_error FROM outbox WHERE last_error IS NOT NULL")
+            .await;
         if let Some(error) = errors.into_iter().next() {
             break error;
         }
@@ -824,13 +806,13 @@ async fn a_worker_that_lost_its_lease_leaves_the_message_to_the_worker_that_has_
         smtp.wait_held(1, Duration::from_secs(10)).await;
         // Its lease runs out and another worker claims the message.
         sqlx::query(&take_over(recipient))
-            .execute(&app.raw)
+            .execute(app.test_db.pool())
             .await
             .unwrap();
         smtp.hold(false);
         smtp.wait_idle(Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let state = strings(&app.raw, &row(recipient)).await;
+        let state: Vec<String> = app.test_db.scalars(&row(recipient)).await;
         let state = state[0].replace("sent=0", "sent=false");
         assert_eq!(state, expected, "{recipient}");
     }

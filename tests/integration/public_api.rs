@@ -523,7 +523,7 @@ async fn token_uses_a_flush_could_not_write_are_written_by_the_next() {
     assert_eq!(app.count(WRITTEN).await, 1);
     execute_all(
         &app,
-        if crate::support::is_postgres() {
+        if test_support::db::is_postgres() {
             &[
                 "CREATE FUNCTION refuse_last_used() RETURNS trigger AS $$
                  BEGIN RAISE EXCEPTION 'injected failure'; END; $$ LANGUAGE plpgsql",
@@ -545,7 +545,7 @@ async fn token_uses_a_flush_could_not_write_are_written_by_the_next() {
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(app.count(WRITTEN).await, 1);
 
-    let drop_trigger = if crate::support::is_postgres() {
+    let drop_trigger = if test_support::db::is_postgres() {
         "DROP TRIGGER refuse_last_used ON tokens"
     } else {
         "DROP TRIGGER refuse_last_used"
@@ -558,6 +558,6 @@ async fn token_uses_a_flush_could_not_write_are_written_by_the_next() {
 
 async fn execute_all(app: &TestApp, statements: &[&str]) {
     for sql in statements {
-        sqlx::query(sql).execute(&app.raw).await.unwrap();
+        app.test_db.execute(sql).await.unwrap();
     }
 }

@@ -14,8 +14,9 @@ use leakguard::token::TOKEN_TYPE;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use crate::binary::{vm_rss_kib, Sandbox, Server, LOCATION};
+use crate::binary::{Sandbox, Server, LOCATION};
 use crate::support::TestApp;
+use test_support::process::vm_rss_kib;
 
 const ALERT_PATH: &str = "/secret-scanning/github";
 

@@ -17,7 +17,8 @@ use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::TOKEN_TYPE;
 use serde_json::{json, Value};
 
-use crate::binary::{wait_until, Sandbox, Server, LOCATION};
+use crate::binary::{Sandbox, Server, LOCATION};
+use test_support::process::wait_until;
 
 const RUN: Duration = Duration::from_secs(60);
 /// Connection pools, caches and the allocator settle in this time.
@@ -166,7 +167,7 @@ type Sample = (f64, u64, usize, usize);
 /// PostgreSQL), which is growth with a bound, not a leak: those sockets
 /// (remote port `db_port`) are counted apart from every other open file.
 fn sample(pid: u32, started: Instant, db_port: Option<u16>) -> Sample {
-    let rss = crate::binary::vm_rss_kib(pid);
+    let rss = test_support::process::vm_rss_kib(pid);
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc fd")
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
@@ -233,7 +234,7 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
     );
     server.wait_ready();
     let pid = server.child.id();
-    let db_port = crate::support::is_postgres()
+    let db_port = test_support::db::is_postgres()
         .then(|| {
             url::Url::parse(&sb.database_url())
                 .ok()?
@@ -309,7 +310,7 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
          {} failed; VmRSS {:.1} MiB (first window) -> {:.1} MiB (last window), \
          peak {:.1} MiB; open files (fewest in a window) {fds_first} -> {fds_last}, \
          peak {fds_peak}, plus at most {db_connections} database connections",
-        if crate::support::is_postgres() {
+        if test_support::db::is_postgres() {
             "PostgreSQL"
         } else {
             "SQLite"
