@@ -17,6 +17,7 @@ use test_support::process::{self, free_port, wait_exit, wait_until};
 const BIN: &str = env!("CARGO_BIN_EXE_leakguard");
 pub(crate) const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
 
+mod audit_checkpoints;
 mod metrics_and_logs;
 mod migrations;
 mod quick_start;
