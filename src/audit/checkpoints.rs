@@ -373,9 +373,7 @@ impl Checkpointer {
             match walk(&self.db, &head.workspace_id, from.clone(), |_| None).await? {
                 // The walk may see events appended after the head was read.
                 Ok(end) if end.seq >= head.seq && end.seq > from.seq => {
-                    let checkpoint = self.key.sign(&head.workspace_id, &end, &at);
-                    self.signed.insert(head.workspace_id.clone(), end);
-                    written.push(checkpoint);
+                    written.push(self.key.sign(&head.workspace_id, &end, &at));
                 }
                 // The head moved back, or sideways: not what appends do.
                 Ok(end) => tracing::error!(
@@ -403,6 +401,12 @@ impl Checkpointer {
             .collect();
         if let Some(file) = &self.file {
             append(file, &lines).await?;
+        }
+        // Only what was written counts as signed: a checkpoint the file
+        // did not take is signed again next time.
+        for checkpoint in &written {
+            self.signed
+                .insert(checkpoint.workspace_id.clone(), checkpoint.anchor());
         }
         for checkpoint in &written {
             tracing::info!(

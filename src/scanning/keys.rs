@@ -85,6 +85,10 @@ struct Misses {
     /// When this replica last fetched after a miss; the database's record
     /// is the shared one, this is the fallback while the database is away.
     fetched: Option<Instant>,
+    /// No refetch for an unknown identifier before this, as the database
+    /// said last: a flood of made-up identifiers is answered from here,
+    /// without a claim (a write) per request.
+    not_before: Option<Instant>,
 }
 
 impl KeyStore {
@@ -175,15 +179,27 @@ impl KeyStore {
             misses.fetched = Some(Instant::now());
             let _ = self.fetch_and_store().await;
         } else {
+            if let Some(not_before) = misses.not_before {
+                let now = Instant::now();
+                if now < not_before {
+                    return KeyLookup::NotYet {
+                        retry_after: not_before - now,
+                    };
+                }
+            }
             match self
                 .claim(FetchPurpose::UnknownKey, self.min_refetch, misses.fetched)
                 .await
             {
                 Ok(()) => {
                     misses.fetched = Some(Instant::now());
+                    misses.not_before = Some(Instant::now() + self.min_refetch);
                     let _ = self.fetch_and_store().await;
                 }
-                Err(retry_after) => return KeyLookup::NotYet { retry_after },
+                Err(retry_after) => {
+                    misses.not_before = Some(Instant::now() + retry_after);
+                    return KeyLookup::NotYet { retry_after };
+                }
             }
         }
         match self.cached(identifier) {
