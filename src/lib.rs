@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod client_address;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -14,6 +15,7 @@ pub mod middleware;
 pub mod notify;
 pub mod onboarding;
 pub mod operations;
+pub mod pem;
 pub mod revocation;
 pub mod scanning;
 pub mod startup;

@@ -13,7 +13,10 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
-use crate::api::{self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter};
+use crate::api::{
+    self, body::BodyBudget, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter,
+};
+use crate::audit::checkpoints::Checkpointer;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -25,6 +28,7 @@ use crate::token_lookup::TokenLookup;
 
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
     state: web::Data<AppState>,
     shutdown: watch::Sender<bool>,
@@ -54,6 +58,7 @@ impl Application {
             settings.github_keys_url.clone(),
             settings.github_token.clone(),
             settings.github_keys_min_refetch,
+            settings.github_keys_refresh,
             db.clone(),
             metrics.clone(),
         ));
@@ -69,37 +74,70 @@ impl Application {
             metrics.clone(),
         )?;
 
+        let checkpointer = Checkpointer::from_settings(&settings, db.clone())?;
+        if checkpointer.is_none() {
+            tracing::warn!(
+                "LEAKGUARD_AUDIT_CHECKPOINT_KEY is not set: the audit trail is not anchored \
+                 outside the database (see docs/OPERATIONS.md)"
+            );
+        }
+
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (alert_recorder, recorder_task) = AlertRecorder::start(db.clone(), shutdown_rx.clone());
         let (token_lookup, lookup_task) = TokenLookup::start(db.clone(), shutdown_rx.clone());
         let listener = TcpListener::bind(settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match settings.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
+        let metrics_port = match &metrics_listener {
+            Some(listener) => Some(listener.local_addr()?.port()),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             notifier: Notifier::new(settings.public_url.clone(), wake, metrics.clone()),
             rate_limiter: RateLimiter::new(
                 settings.rate_limit_burst,
                 settings.rate_limit_per_second,
             ),
+            auth_failures: RateLimiter::new(
+                settings.auth_failure_burst,
+                settings.auth_failure_per_second,
+            ),
             last_used: LastUsed::default(),
+            alert_bodies: BodyBudget::new(
+                settings.alert_bodies_max_bytes,
+                settings.alert_bodies_max_bytes_per_client,
+                settings.body_timeout,
+            ),
             alert_recorder,
             token_lookup,
+            readiness: Default::default(),
             settings,
             db,
             keys,
             metrics,
         });
-        let server = http_server(listener, state.clone())?;
+        let server = http_server(listener, metrics_listener, state.clone())?;
 
-        let background = vec![
+        let mut background = vec![
             recorder_task,
             lookup_task,
             tokio::spawn(worker.run(shutdown_rx.clone())),
             tokio::spawn(flush_last_used(state.clone(), shutdown_rx.clone())),
-            tokio::spawn(refresh_keys(state.clone(), shutdown_rx)),
+            tokio::spawn(refresh_keys(state.clone(), shutdown_rx.clone())),
         ];
+        if let Some(checkpointer) = checkpointer {
+            background.push(tokio::spawn(checkpointer.run(shutdown_rx)));
+        }
         Ok(Application {
             port,
+            metrics_port,
             server,
             state,
             shutdown,
@@ -109,6 +147,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port `/metrics` is served on when `LEAKGUARD_METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -176,7 +219,7 @@ async fn flush_last_used(state: web::Data<AppState>, mut shutdown: watch::Receiv
 }
 
 async fn refresh_keys(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
-    let every = state.settings.github_keys_refresh;
+    let every = state.keys.sync_interval();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => state.keys.refresh().await,
@@ -185,14 +228,28 @@ async fn refresh_keys(state: web::Data<AppState>, mut shutdown: watch::Receiver<
     }
 }
 
-fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+/// One server for both listeners: the main one, and the metrics one when
+/// `LEAKGUARD_METRICS_BIND` is set (plain HTTP, `/metrics` only, which the
+/// main listener then no longer answers).
+fn http_server(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    state: web::Data<AppState>,
+) -> anyhow::Result<Server> {
     let tls = crate::tls::server_config(&state.settings)?;
+    let client_header_timeout = state.settings.client_header_timeout;
+    let metrics_listener = web::Data::new(MetricsListener(match &metrics {
+        Some(listener) => Some(listener.local_addr()?),
+        None => None,
+    }));
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(record_request))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(from_fn(crate::operations::metrics_apart))
             .app_data(state.clone())
+            .app_data(metrics_listener.clone())
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
             .configure(|cfg| api::register(cfg, crate::operations::endpoints()))
             .service(
@@ -203,13 +260,21 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
             .default_service(web::to(not_found))
     })
     .disable_signals()
+    .client_request_timeout(client_header_timeout)
     .shutdown_timeout(30);
     let server = match tls {
         Some(config) => server.listen_rustls_0_23(listener, config)?,
         None => server.listen(listener)?,
     };
+    let server = match metrics {
+        Some(listener) => server.listen(listener)?,
+        None => server,
+    };
     Ok(server.run())
 }
+
+/// The local address of the metrics listener, if there is one.
+pub struct MetricsListener(pub Option<std::net::SocketAddr>);
 
 /// Every (method, path) the server answers: all of them must be in the
 /// OpenAPI document (the `openapi` integration test checks).

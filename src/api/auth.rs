@@ -2,6 +2,10 @@
 //! No cache: a revocation is visible to the very next request on every
 //! replica. The lookup is by SHA-256 of the presented token, so response
 //! time does not depend on how much of a stored token a guess matches.
+//!
+//! A client address that keeps failing to authenticate is refused (429)
+//! before its next token is looked up, so a flood of invalid tokens costs
+//! no database reads past `LEAKGUARD_AUTH_FAILURE_BURST`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,6 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
+use crate::client_address::client_address;
 use crate::domain::{TokenId, WorkspaceId};
 use crate::state::AppState;
 use crate::token::PublicToken;
@@ -56,7 +61,27 @@ impl FromRequest for Caller {
                 .app_data::<web::Data<AppState>>()
                 .expect("AppState is registered")
                 .clone();
-            let caller = authenticate(&req, &state).await?;
+            let client = client_address(&req, &state.settings.trusted_proxies)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default();
+            let failures = state.auth_failures.peek(&client);
+            if !failures.allowed {
+                return Err(ApiError::RateLimited {
+                    message: format!(
+                        "too many failed authentications from this address; retry in {} s",
+                        failures.reset_secs.max(1)
+                    ),
+                    retry_after_secs: failures.reset_secs,
+                });
+            }
+            let caller = match authenticate(&req, &state).await {
+                Ok(caller) => caller,
+                Err(e @ ApiError::Unauthorized(_)) => {
+                    state.auth_failures.take(&client);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let status = state.rate_limiter.take(caller.token_id.as_str());
             req.extensions_mut().insert(status);
             if let RateLimitStatus {
@@ -66,7 +91,11 @@ impl FromRequest for Caller {
             } = status
             {
                 return Err(ApiError::RateLimited {
-                    retry_after_secs: reset_secs.max(1),
+                    message: format!(
+                        "too many requests for this token; retry in {} s",
+                        reset_secs.max(1)
+                    ),
+                    retry_after_secs: reset_secs,
                 });
             }
             state.last_used.touch(caller.token_id.as_str());

@@ -131,7 +131,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(
         &body,
         &["sourceId", "metadataId", "name", "enabled", "settings"],
@@ -234,7 +234,7 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(&body, UPDATABLE)?;
     let name = fields.optional::<Name>("name");
     let enabled = fields.boolean("enabled", false);

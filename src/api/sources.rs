@@ -31,7 +31,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::new(Method::POST, "/sources/{id}/writekey", add_write_key),
         Endpoint::new(
             Method::DELETE,
-            "/sources/{id}/writekey/{key}",
+            "/sources/{id}/writekey/{writeKey}",
             remove_write_key,
         ),
     ]
@@ -154,7 +154,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(
         &body,
         &[
@@ -243,7 +243,7 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Member)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(&body, UPDATABLE)?;
     let slug = fields.optional::<Slug>("slug");
     let name = fields.optional::<Name>("name");
@@ -369,8 +369,8 @@ pub async fn add_write_key(
     ))
 }
 
-#[utoipa::path(delete, path = "/sources/{id}/writekey/{key}", tag = "Sources",
-    params(("id" = String, Path), ("key" = String, Path, description = "One of the source's writeKeys")),
+#[utoipa::path(delete, path = "/sources/{id}/writekey/{writeKey}", tag = "Sources",
+    params(("id" = String, Path), ("writeKey" = String, Path, description = "One of the source's writeKeys (log lines never show request paths)")),
     responses((status = 200, description = "{\"data\":{\"status\":\"SUCCESS\"}}"),
               (status = 404, description = "No such source in this workspace, or no such write key on it")))]
 pub async fn remove_write_key(

@@ -62,7 +62,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(&body, &["name", "role"])?;
     let name = fields.required::<Name>("name");
     let role = fields.required::<Role>("role");

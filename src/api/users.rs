@@ -106,7 +106,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(&body, &["email", "name", "role"])?;
     let email = fields.required::<Email>("email");
     let name = fields.optional::<Name>("name");
@@ -154,7 +154,7 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut fields = Fields::of(&body, &["role", "name"])?;
     let role = fields.optional::<Role>("role");
     let name = fields.optional::<Name>("name");

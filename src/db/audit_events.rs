@@ -118,24 +118,24 @@ pub async fn lock_workspace(tx: &mut Tx, workspace_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reserves `n` sequence numbers; returns the head before them. The
-/// UPDATE takes the row lock before the head is read.
-pub async fn reserve(tx: &mut Tx, workspace_id: &str, n: i64) -> Result<Head> {
-    let mut head: Head = tx
-        .fetch_one(
-            "UPDATE workspaces SET audit_seq = audit_seq + $1 WHERE id = $2
-             RETURNING id, audit_seq, audit_head",
-            args![n, workspace_id],
-        )
-        .await?;
-    head.seq -= n;
-    Ok(head)
+/// The workspace's chain head, read under the row lock that every append
+/// takes (the UPDATE takes it before the head is read).
+pub async fn locked_head(tx: &mut Tx, workspace_id: &str) -> Result<Head> {
+    tx.fetch_one(
+        "UPDATE workspaces SET audit_seq = audit_seq WHERE id = $1
+         RETURNING id, audit_seq, audit_head",
+        args![workspace_id],
+    )
+    .await
 }
 
-pub async fn set_head(tx: &mut Tx, workspace_id: &str, hash: &str) -> Result<()> {
+/// Moves the head to the last event appended, in one statement: the
+/// database refuses a head that moves back, or to an event that is not
+/// there (migration 0021).
+pub async fn advance_head(tx: &mut Tx, workspace_id: &str, seq: i64, hash: &str) -> Result<()> {
     tx.execute(
-        "UPDATE workspaces SET audit_head = $1 WHERE id = $2",
-        args![hash, workspace_id],
+        "UPDATE workspaces SET audit_seq = $1, audit_head = $2 WHERE id = $3",
+        args![seq, hash, workspace_id],
     )
     .await?;
     Ok(())

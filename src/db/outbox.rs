@@ -2,8 +2,13 @@
 //! PostgreSQL, `FOR UPDATE SKIP LOCKED`), so several replicas can run
 //! workers without sending a message twice in normal operation; a worker
 //! that dies mid-send leaves a lease that expires, and the message is sent
-//! later (at least once, with the same Message-ID). Failed rows are retried
-//! with backoff and, after the last attempt, kept as dead: never deleted.
+//! later (at least once, with the same Message-ID). A worker starts a send
+//! only under a lease that outlasts it (renewing it first when too little
+//! is left) and settles a message only while it still holds it, so a
+//! worker whose lease ran out can neither send a message another worker
+//! took over nor overwrite that worker's record. Failed rows
+//! are retried with backoff and, after the last attempt, kept as dead:
+//! never deleted.
 
 use std::time::Duration;
 
@@ -96,38 +101,82 @@ pub async fn claim(
     .await
 }
 
-pub async fn mark_sent(db: &Db, id: &str) -> Result<()> {
-    db.execute(
-        "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, locked_until = NULL,
-             locked_by = NULL, last_error = NULL
-         WHERE id = $2",
-        args![now_micros(), id],
-    )
-    .await?;
-    Ok(())
+/// Extends `worker`'s lease on a message to `lease` from now, right before
+/// it is sent, so that the send and the recording of its result fit in the
+/// lease (the settings keep the SMTP timeout under half of it). False when
+/// the worker no longer holds the message: its lease ran out and another
+/// worker claimed it, or it was settled meanwhile. It must not be sent.
+pub async fn renew(db: &Db, id: &str, worker: &str, lease: Duration) -> Result<bool> {
+    let renewed = db
+        .execute(
+            "UPDATE outbox SET locked_until = $1
+             WHERE id = $2 AND locked_by = $3 AND sent_at IS NULL AND dead_at IS NULL",
+            args![now_micros() + lease.as_micros() as i64, id, worker],
+        )
+        .await?;
+    Ok(renewed == 1)
 }
 
-/// Records a failed attempt; returns true when the message is now dead.
+/// Marks a message sent by `worker`. False when the worker no longer held
+/// it: the row is then another worker's to settle, and is left alone.
+pub async fn mark_sent(db: &Db, id: &str, worker: &str) -> Result<bool> {
+    let marked = db
+        .execute(
+            "UPDATE outbox SET sent_at = $1, attempts = attempts + 1, locked_until = NULL,
+                 locked_by = NULL, last_error = NULL
+             WHERE id = $2 AND locked_by = $3",
+            args![now_micros(), id, worker],
+        )
+        .await?;
+    Ok(marked == 1)
+}
+
+/// What recording a failed attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// Queued for another attempt.
+    Retry,
+    /// That was the last attempt: kept as dead.
+    Dead,
+    /// The worker no longer held the message; another worker's lease
+    /// stands and nothing was recorded.
+    LeaseLost,
+}
+
+/// Records `worker`'s failed attempt.
 pub async fn mark_failed(
     db: &Db,
     message: &ClaimedMessage,
+    worker: &str,
     error: &str,
     max_attempts: u32,
     backoff_base: Duration,
     permanent: bool,
-) -> Result<bool> {
+) -> Result<Failed> {
     let attempts = message.attempts + 1;
     let now = now_micros();
     let dead = permanent || attempts >= max_attempts as i64;
     let next = now + backoff(backoff_base, attempts).as_micros() as i64;
-    db.execute(
-        "UPDATE outbox SET attempts = $1, last_error = $2, next_attempt_at = $3,
-             dead_at = $4, locked_until = NULL, locked_by = NULL
-         WHERE id = $5",
-        args![attempts, error, next, dead.then_some(now), message.id],
-    )
-    .await?;
-    Ok(dead)
+    let marked = db
+        .execute(
+            "UPDATE outbox SET attempts = $1, last_error = $2, next_attempt_at = $3,
+                 dead_at = $4, locked_until = NULL, locked_by = NULL
+             WHERE id = $5 AND locked_by = $6",
+            args![
+                attempts,
+                error,
+                next,
+                dead.then_some(now),
+                message.id,
+                worker
+            ],
+        )
+        .await?;
+    Ok(match (marked, dead) {
+        (0, _) => Failed::LeaseLost,
+        (_, true) => Failed::Dead,
+        (_, false) => Failed::Retry,
+    })
 }
 
 /// Exponential backoff with ±50% jitter, capped at an hour, so that a mail

@@ -9,9 +9,10 @@ use super::alert::{self, Feedback, Label};
 use super::keys::KeyLookup;
 use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
-use crate::api::body::read_limited;
+use crate::api::body::{declared_length, read_limited, Limits};
 use crate::api::error::ApiError;
 use crate::api::single_header;
+use crate::client_address::client_address;
 use crate::db::alerts::AlertRecord;
 use crate::db::tokens::Token;
 use crate::domain::TokenHash;
@@ -25,9 +26,10 @@ use crate::token::{sha256_hex, PublicToken};
     request_body(content = Object, description = "GitHub's JSON array of {token, type, url, source}, signed over the raw bytes"),
     responses((status = 200, description = "Feedback: [{token_raw|token_hash, token_type, label}]"),
               (status = 401, description = "Missing or bad signature"),
+              (status = 408, description = "The body did not arrive in time"),
               (status = 413, description = "Body too large"),
               (status = 422, description = "Signed, but not an alert"),
-              (status = 503, description = "Cannot verify or store now; GitHub retries")))]
+              (status = 503, description = "Cannot take it now (no key set, a key identifier not known before the next refetch, too many bodies in flight, the database): GitHub retries after Retry-After")))]
 pub async fn github_alert(
     req: HttpRequest,
     payload: web::Payload,
@@ -41,6 +43,8 @@ pub async fn github_alert(
         Err(ApiError::PayloadTooLarge(_)) => "too_large",
         Err(ApiError::Validation(_) | ApiError::BadRequest(_)) => "malformed",
         Err(ApiError::Unavailable(_)) => "unavailable",
+        Err(ApiError::RetryLater { .. }) => "retry_later",
+        Err(ApiError::RequestTimeout(_)) => "timeout",
         Err(_) => "error",
     };
     state.metrics.alerts.with_label_values(&[outcome]).inc();
@@ -68,18 +72,27 @@ async fn handle(
         Ok(None) => Err(ApiError::Unauthorized(format!("missing {name} header"))),
         Err(message) => Err(ApiError::Unauthorized(message)),
     };
+    // Everything that can be refused before the body is read is refused
+    // first: a body that is never read costs no memory.
     let key_id = header(KEY_ID_HEADER)?.to_string();
     let signature = header(SIGNATURE_HEADER)?;
     let signature = decode_signature(signature).ok_or_else(|| {
         ApiError::Unauthorized(format!("{SIGNATURE_HEADER} is not standard base64"))
     })?;
-    let body = read_limited(req, payload, state.settings.max_alert_bytes).await?;
-
+    let settings = &state.settings;
+    let declared = declared_length(req, settings.max_alert_bytes)?;
     let key = match state.keys.lookup(&key_id).await {
         KeyLookup::Found(key) => key,
         KeyLookup::Unknown => {
             return Err(ApiError::Unauthorized(
                 "unknown key identifier: not in GitHub's key set".into(),
+            ))
+        }
+        KeyLookup::NotYet { retry_after } => {
+            return Err(ApiError::retry_later(
+                "unknown key identifier: not in the key set fetched last; \
+                 retry after the next fetch is allowed",
+                retry_after,
             ))
         }
         KeyLookup::Unavailable => {
@@ -88,6 +101,15 @@ async fn handle(
             ))
         }
     };
+    let client = client_address(req, &settings.trusted_proxies)
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let mut reservation = state.alert_bodies.reserve(client, declared.unwrap_or(0))?;
+    let limits = Limits {
+        max_bytes: settings.max_alert_bytes,
+        timeout: settings.body_timeout,
+    };
+    let body = read_limited(req, payload, limits, Some(&mut reservation)).await?;
+
     // Verify the raw bytes before parsing anything.
     if !key.verify(&body, &signature) {
         return Err(ApiError::Unauthorized(

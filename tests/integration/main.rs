@@ -19,6 +19,7 @@ mod openapi;
 mod public_api;
 mod scanning;
 mod security;
+mod slow_bodies;
 mod smtp_server;
 mod soak;
 mod support;

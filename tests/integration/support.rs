@@ -31,6 +31,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
     pub settings: BTreeMap<String, String>,
+    /// The port of `/metrics` when `METRICS_BIND` is set.
+    pub metrics_port: Option<u16>,
     handle: actix_web::dev::ServerHandle,
     join: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub dir: Arc<tempfile::TempDir>,
@@ -82,6 +84,7 @@ impl TestApp {
             .await
             .expect("application builds");
         let port = app.port();
+        let metrics_port = app.metrics_port();
         let handle = app.handle();
         let state = app.state();
         let db = state.db.clone();
@@ -97,6 +100,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             state,
             settings,
+            metrics_port,
             handle,
             join,
             dir,

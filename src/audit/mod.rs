@@ -3,6 +3,14 @@
 //! the head, so an edited, removed or truncated history is detectable
 //! (`leakguard audit verify`). Appends lock the workspace row, which keeps
 //! the chain linear under concurrent writers.
+//!
+//! Someone who can write the database could recompute a chain and its head.
+//! Signed checkpoints (`checkpoints`) anchor each chain outside the
+//! database, with a key the database never sees: `audit verify
+//! --checkpoints` catches a chain rewritten or cut short before the latest
+//! checkpoint.
+
+pub mod checkpoints;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -72,7 +80,7 @@ pub async fn append(
     if events.is_empty() {
         return Ok(());
     }
-    let before = audit_events::reserve(tx, workspace_id, events.len() as i64).await?;
+    let before = audit_events::locked_head(tx, workspace_id).await?;
     let mut head = before.hash;
     let mut rows = Vec::with_capacity(events.len());
     for (i, event) in events.into_iter().enumerate() {
@@ -95,11 +103,12 @@ pub async fn append(
         rows.push(row);
     }
     audit_events::insert(tx, &rows).await?;
-    audit_events::set_head(tx, workspace_id, &head).await
+    let seq = before.seq + rows.len() as i64;
+    audit_events::advance_head(tx, workspace_id, seq, &head).await
 }
 
 /// The hash of an event, over its fields and the previous event's hash.
-fn chain_hash(e: &StoredEvent) -> String {
+pub fn chain_hash(e: &StoredEvent) -> String {
     // A JSON array is an unambiguous encoding of the fields.
     let canonical = serde_json::json!([
         e.prev_hash,
@@ -129,6 +138,23 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
+/// A point in a workspace's chain: its first `seq` events, the last of
+/// which has hash `hash` (`seq` 0 and an empty hash: no events yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Anchor {
+    pub fn genesis() -> Anchor {
+        Anchor {
+            seq: 0,
+            hash: String::new(),
+        }
+    }
+}
+
 /// Re-derives every workspace's chain; returns the workspaces checked and
 /// the breaks found (at most one per workspace: the first).
 pub async fn verify(db: &Db) -> crate::db::Result<(usize, Vec<ChainBreak>)> {
@@ -146,22 +172,50 @@ async fn verify_workspace(
     db: &Db,
     head: &audit_events::Head,
 ) -> crate::db::Result<Option<ChainBreak>> {
-    let broken = |seq: i64, event_id: Option<String>, reason: String| {
-        Ok(Some(ChainBreak {
+    let end = match walk(db, &head.workspace_id, Anchor::genesis(), |_| None).await? {
+        Ok(end) => end,
+        Err(b) => return Ok(Some(b)),
+    };
+    if end.seq != head.seq || end.hash != head.hash {
+        return Ok(Some(ChainBreak {
             workspace_id: head.workspace_id.clone(),
+            event_id: None,
+            seq: end.seq + 1,
+            reason: format!(
+                "the chain ends at event {} but the workspace records {} events",
+                end.seq, head.seq
+            ),
+        }));
+    }
+    Ok(None)
+}
+
+/// Follows a workspace's chain from `from` (which the caller vouches for)
+/// to its last stored event, checking every link and every event's hash.
+/// `check` may refuse a verified event with a reason. Returns the last
+/// event's anchor, or the first break.
+pub async fn walk(
+    db: &Db,
+    workspace_id: &str,
+    from: Anchor,
+    mut check: impl FnMut(&StoredEvent) -> Option<String>,
+) -> crate::db::Result<Result<Anchor, ChainBreak>> {
+    let broken = |seq: i64, event_id: Option<String>, reason: String| {
+        Ok(Err(ChainBreak {
+            workspace_id: workspace_id.to_string(),
             event_id,
             seq,
             reason,
         }))
     };
-    let mut prev = String::new();
-    let mut expected_seq = 1;
+    let mut at = from;
     loop {
-        let events = audit_events::chain(db, &head.workspace_id, expected_seq - 1, 1000).await?;
+        let events = audit_events::chain(db, workspace_id, at.seq, 1000).await?;
         if events.is_empty() {
-            break;
+            return Ok(Ok(at));
         }
         for event in events {
+            let expected_seq = at.seq + 1;
             if event.seq != expected_seq {
                 return broken(
                     expected_seq,
@@ -172,7 +226,7 @@ async fn verify_workspace(
                     ),
                 );
             }
-            if event.prev_hash != prev {
+            if event.prev_hash != at.hash {
                 return broken(
                     event.seq,
                     Some(event.id),
@@ -182,20 +236,13 @@ async fn verify_workspace(
             if chain_hash(&event) != event.hash {
                 return broken(event.seq, Some(event.id), "contents were modified".into());
             }
-            prev = event.hash;
-            expected_seq += 1;
+            if let Some(reason) = check(&event) {
+                return broken(event.seq, Some(event.id), reason);
+            }
+            at = Anchor {
+                seq: event.seq,
+                hash: event.hash,
+            };
         }
     }
-    if expected_seq - 1 != head.seq || prev != head.hash {
-        return broken(
-            expected_seq,
-            None,
-            format!(
-                "the chain ends at event {} but the workspace records {} events",
-                expected_seq - 1,
-                head.seq
-            ),
-        );
-    }
-    Ok(None)
 }
