@@ -253,9 +253,14 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 workspace.as_str()
             );
             let mut change = db.change(workspace.as_str()).await?;
-            let minted =
-                crate::token::mint(&mut change, &workspace, name, role, crate::audit::CLI_ACTOR)
-                    .await?;
+            let minted = crate::token::mint(
+                &mut change,
+                &workspace,
+                name,
+                role,
+                &crate::audit::Actor::cli(),
+            )
+            .await?;
             change.commit().await?;
             print_json(&serde_json::json!({
                 "token": minted.secret.expose(),
@@ -281,7 +286,7 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let revoked = crate::revocation::revoke_one(
                 &db,
                 &token,
-                crate::audit::CLI_ACTOR.to_string(),
+                crate::audit::Actor::cli(),
                 crate::revocation::REASON_OPERATOR,
             )
             .await?;

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::client::TrustedProxies;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -52,6 +54,21 @@ pub struct Settings {
 
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+
+    /// Proxies whose `X-Forwarded-For` is believed (`crate::client`).
+    pub trusted_proxies: TrustedProxies,
+    /// How long a token's usage summary is kept.
+    pub usage_retention: Duration,
+    /// How long a console sign-in link stays valid.
+    pub sign_in_link_lifetime: Duration,
+    /// A console session ends after this long without a request…
+    pub session_idle_timeout: Duration,
+    /// …and after this long in any case.
+    pub session_absolute_timeout: Duration,
+    /// Sign-in emails one address may ask for per hour.
+    pub sign_in_per_address_per_hour: u32,
+    /// Sign-in emails one client address may ask for per hour.
+    pub sign_in_per_client_per_hour: u32,
 }
 
 /// One line per bad setting, each naming the variable.
@@ -124,6 +141,17 @@ impl Settings {
             rate_limit_per_second: p.parse("RATE_LIMIT_PER_SECOND", "20", "a number"),
             tls_cert: p.optional("TLS_CERT").map(PathBuf::from),
             tls_key: p.optional("TLS_KEY").map(PathBuf::from),
+            trusted_proxies: p.parse(
+                "TRUSTED_PROXIES",
+                "",
+                "comma-separated IP addresses or CIDR ranges",
+            ),
+            usage_retention: p.days("USAGE_RETENTION_DAYS", 90),
+            sign_in_link_lifetime: p.seconds("SIGN_IN_LINK_SECS", 900.0),
+            session_idle_timeout: p.seconds("SESSION_IDLE_SECS", 1800.0),
+            session_absolute_timeout: p.seconds("SESSION_MAX_SECS", 43_200.0),
+            sign_in_per_address_per_hour: p.positive("SIGN_IN_PER_ADDRESS_PER_HOUR", 5),
+            sign_in_per_client_per_hour: p.positive("SIGN_IN_PER_CLIENT_PER_HOUR", 30),
         };
         p.check_database_url(&settings.database_url);
         p.check_smtp(&settings);
@@ -177,6 +205,13 @@ const KNOWN_KEYS: &[&str] = &[
     "RATE_LIMIT_PER_SECOND",
     "TLS_CERT",
     "TLS_KEY",
+    "TRUSTED_PROXIES",
+    "USAGE_RETENTION_DAYS",
+    "SIGN_IN_LINK_SECS",
+    "SESSION_IDLE_SECS",
+    "SESSION_MAX_SECS",
+    "SIGN_IN_PER_ADDRESS_PER_HOUR",
+    "SIGN_IN_PER_CLIENT_PER_HOUR",
 ];
 
 fn parse_toml(path: &str, text: &str) -> Result<BTreeMap<String, String>, SettingsError> {
@@ -266,6 +301,18 @@ impl Parser<'_> {
             return Duration::from_secs_f64(default);
         }
         Duration::from_secs_f64(v)
+    }
+
+    /// A whole number of days, from 1 to ten years.
+    fn days(&mut self, key: &str, default: u32) -> Duration {
+        let v: u32 = self.positive(key, default);
+        if v > 3650 {
+            self.errors.push(format!(
+                "{ENV_PREFIX}{key}: must be at most 3650 days, got {v}"
+            ));
+            return Duration::from_secs(u64::from(default) * 86_400);
+        }
+        Duration::from_secs(u64::from(v) * 86_400)
     }
 
     fn url(&mut self, key: &str, default: &str) -> String {

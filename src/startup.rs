@@ -13,7 +13,9 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
-use crate::api::{self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter};
+use crate::api::{
+    self, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter, usage::Usage,
+};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -50,6 +52,7 @@ impl Application {
     pub async fn build_with_db(settings: Settings, db: Db) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
+        let urgent_mail = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let keys = Arc::new(KeyStore::new(
             settings.github_keys_url.clone(),
             settings.github_token.clone(),
@@ -66,6 +69,7 @@ impl Application {
             db.clone(),
             transport,
             wake.clone(),
+            urgent_mail.clone(),
             metrics.clone(),
         )?;
 
@@ -76,12 +80,18 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
-            notifier: Notifier::new(settings.public_url.clone(), wake, metrics.clone()),
+            notifier: Notifier::new(
+                settings.public_url.clone(),
+                wake,
+                urgent_mail,
+                metrics.clone(),
+            ),
             rate_limiter: RateLimiter::new(
                 settings.rate_limit_burst,
                 settings.rate_limit_per_second,
             ),
             last_used: LastUsed::default(),
+            usage: Usage::default(),
             alert_recorder,
             token_lookup,
             settings,
@@ -95,7 +105,7 @@ impl Application {
             recorder_task,
             lookup_task,
             tokio::spawn(worker.run(shutdown_rx.clone())),
-            tokio::spawn(flush_last_used(state.clone(), shutdown_rx.clone())),
+            tokio::spawn(flush_usage(state.clone(), shutdown_rx.clone())),
             tokio::spawn(refresh_keys(state.clone(), shutdown_rx)),
         ];
         Ok(Application {
@@ -127,9 +137,7 @@ impl Application {
         for task in self.background {
             let _ = task.await;
         }
-        if let Err(e) = self.state.last_used.flush(&self.state.db).await {
-            tracing::warn!(error = %e, "could not flush last-used times");
-        }
+        flush_use(&self.state).await;
         self.state.db.close().await;
         tracing::info!("stopped");
         Ok(result?)
@@ -163,15 +171,49 @@ async fn wait_for_signal() {
     }
 }
 
-async fn flush_last_used(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+/// How often what tokens' uses leave in memory (`last_used`, `usage`) is
+/// written.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(15);
+/// How often expired usage rows, sign-in links and sessions are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Writes tokens' last-used times and usage summaries every
+/// `FLUSH_INTERVAL`, and prunes what has expired every `PRUNE_INTERVAL`
+/// (the first time right at start).
+async fn flush_usage(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut next_prune = std::time::Instant::now();
     loop {
+        if std::time::Instant::now() >= next_prune {
+            prune_expired(&state).await;
+            next_prune = std::time::Instant::now() + PRUNE_INTERVAL;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+            _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = state.last_used.flush(&state.db).await {
-            tracing::warn!(error = %e, "could not flush last-used times");
-        }
+        flush_use(&state).await;
+    }
+}
+
+async fn flush_use(state: &AppState) {
+    if let Err(e) = state.last_used.flush(&state.db).await {
+        tracing::warn!(error = %e, "could not flush last-used times");
+    }
+    if let Err(e) = state.usage.flush(&state.db).await {
+        tracing::warn!(error = %e, "could not flush token usage");
+    }
+}
+
+async fn prune_expired(state: &AppState) {
+    let now = crate::time::now_micros();
+    let before = now - state.settings.usage_retention.as_micros() as i64;
+    match crate::db::token_usage::prune(&state.db, before).await {
+        Ok(n) if n > 0 => tracing::info!(rows = n, "pruned token usage past its retention"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not prune token usage"),
+    }
+    if let Err(e) = crate::console::sessions::prune(&state.db, now).await {
+        tracing::warn!(error = %e, "could not prune expired console sessions and sign-in links");
     }
 }
 

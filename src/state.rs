@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::api::{last_used::LastUsed, rate_limit::RateLimiter};
+use crate::api::{last_used::LastUsed, rate_limit::RateLimiter, usage::Usage};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -19,6 +19,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub rate_limiter: RateLimiter,
     pub last_used: LastUsed,
+    pub usage: Usage,
     pub alert_recorder: AlertRecorder,
     pub token_lookup: TokenLookup,
 }

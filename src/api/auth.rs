@@ -11,6 +11,9 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
+use super::usage::TokenUse;
+use crate::audit::Actor;
+use crate::client::Client;
 use crate::domain::{TokenId, WorkspaceId};
 use crate::state::AppState;
 use crate::token::PublicToken;
@@ -23,6 +26,7 @@ pub struct Caller {
     pub token_id: TokenId,
     pub workspace_id: WorkspaceId,
     pub role: Role,
+    pub client: Client,
 }
 
 impl Caller {
@@ -39,9 +43,9 @@ impl Caller {
         }
     }
 
-    /// The actor recorded in the audit trail.
-    pub fn actor(&self) -> String {
-        crate::audit::token_actor(&self.token_id)
+    /// The actor recorded in the audit trail: this token, from this client.
+    pub fn actor(&self) -> Actor {
+        Actor::token(&self.token_id, self.client.clone())
     }
 }
 
@@ -106,6 +110,14 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
     ) {
         return Err(ApiError::Unauthorized("unknown token".into()));
     }
+    let client = Client::of(req, &state.settings.trusted_proxies);
+    // Counted in the token's usage summary, refused uses of a revoked token
+    // included: someone still trying a leaked token is worth knowing.
+    req.extensions_mut().insert(TokenUse {
+        token_id: record.id.clone(),
+        workspace_id: record.workspace_id.clone(),
+        client: client.clone(),
+    });
     if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
@@ -113,5 +125,6 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
         token_id: record.id,
         workspace_id: record.workspace_id,
         role: record.role,
+        client,
     })
 }

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod settings;
 pub mod sources;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod validate;
 pub mod workspace;
@@ -234,6 +235,23 @@ pub async fn conventions(
             .map_into_right_body());
     };
     let mut res = next.call(req).await?;
+    let token_use = res.request().extensions().get::<usage::TokenUse>().cloned();
+    if let (Some(token_use), Some(state)) = (
+        token_use,
+        res.request()
+            .app_data::<web::Data<crate::state::AppState>>(),
+    ) {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        state.usage.record(
+            &token_use,
+            crate::middleware::method_label(res.request().method()),
+            if route.is_empty() { "/" } else { &route },
+            res.status().as_u16(),
+        );
+    }
     let status = res.request().extensions().get::<RateLimitStatus>().copied();
     let headers = res.headers_mut();
     if let Some(s) = status {

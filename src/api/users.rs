@@ -11,7 +11,7 @@ use super::error::{ApiError, OnUniqueViolation};
 use super::pagination::PageRequest;
 use super::validate::Fields;
 use super::{path_id, Endpoint};
-use crate::audit::NewEvent;
+use crate::audit::{Actor, NewEvent};
 use crate::db::users::{self, User};
 use crate::db::{Change, Conn};
 use crate::domain::{Email, Name, UserId, WorkspaceId};
@@ -28,15 +28,15 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-fn event(
+pub fn event(
     event_type: &'static str,
-    actor: &str,
+    actor: &Actor,
     user: &User,
     details: serde_json::Value,
 ) -> NewEvent {
     NewEvent {
         event_type,
-        actor: actor.to_string(),
+        actor: actor.clone(),
         resource_id: user.id.to_string(),
         resource_type: "user",
         resource_name: user.email.to_string(),
@@ -52,7 +52,7 @@ pub async fn add_user(
     email: Email,
     name: Name,
     role: Role,
-    actor: &str,
+    actor: &Actor,
 ) -> crate::db::Result<User> {
     let now = Timestamp(change.at());
     let user = User {

@@ -25,6 +25,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_readiness_probe.sql"),
         postgres: include_str!("../../migrations/postgres/0003_readiness_probe.sql"),
     },
+    EmbeddedMigration {
+        version: 10,
+        description: "leak response",
+        sqlite: include_str!("../../migrations/sqlite/0010_leak_response.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_leak_response.sql"),
+    },
 ];
 
 struct EmbeddedMigration {

@@ -2,6 +2,7 @@
 //! It wakes as soon as a transaction enqueues mail; polling is the fallback
 //! (and how other replicas' mail is picked up).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use lettre::message::Mailbox;
 use tokio::sync::{watch, Notify};
 
 use super::transport::{SendError, Transport};
+use super::Priority;
 use crate::config::Settings;
 use crate::db::outbox::{self, ClaimedMessage};
 use crate::db::Db;
@@ -25,6 +27,8 @@ pub struct Worker {
     poll_interval: Duration,
     lease: Duration,
     wake: Arc<Notify>,
+    /// Set when sign-in mail was queued (`Notifier::send_sign_in_link`).
+    urgent: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 }
 
@@ -36,6 +40,7 @@ impl Worker {
         db: Db,
         transport: Transport,
         wake: Arc<Notify>,
+        urgent: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Worker> {
         Ok(Worker {
@@ -48,6 +53,7 @@ impl Worker {
             poll_interval: settings.outbox_poll_interval,
             lease: settings.outbox_lease,
             wake,
+            urgent,
             metrics,
         })
     }
@@ -60,17 +66,20 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
-            let claimed = match outbox::claim(&self.db, &self.id, self.lease, BATCH).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox claim failed; retrying after the poll interval");
-                    Vec::new()
-                }
-            };
+            // Anything queued as urgent from here on is in this claim.
+            self.urgent.store(false, Ordering::SeqCst);
+            let claimed = self.claim(Priority::Notification).await;
             let full_batch = claimed.len() as i64 == BATCH;
             for message in &claimed {
                 if *shutdown.borrow() {
                     break;
+                }
+                // Sign-in mail queued while this batch is being sent goes
+                // before the rest of it: a person is waiting for it.
+                if self.urgent.swap(false, Ordering::SeqCst) {
+                    for urgent in self.claim(Priority::SignIn).await {
+                        self.deliver(&urgent).await;
+                    }
                 }
                 self.deliver(message).await;
             }
@@ -94,6 +103,16 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, "outbox worker stopped");
+    }
+
+    async fn claim(&self, max_priority: Priority) -> Vec<ClaimedMessage> {
+        match outbox::claim(&self.db, &self.id, self.lease, BATCH, max_priority).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox claim failed; retrying after the poll interval");
+                Vec::new()
+            }
+        }
     }
 
     async fn deliver(&self, message: &ClaimedMessage) {

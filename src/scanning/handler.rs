@@ -98,7 +98,8 @@ async fn handle(
         ApiError::Validation(vec![crate::api::error::FieldError::new("body", message)])
     })?;
 
-    let feedback = process(state, &key_id, reported).await?;
+    let client = crate::client::Client::of(req, &state.settings.trusted_proxies);
+    let feedback = process(state, &key_id, reported, &client).await?;
     Ok(HttpResponse::Ok().json(feedback))
 }
 
@@ -107,6 +108,7 @@ async fn process(
     state: &AppState,
     key_id: &str,
     reported: Vec<alert::ReportedToken>,
+    client: &crate::client::Client,
 ) -> Result<Vec<Feedback>, ApiError> {
     let total = reported.len();
     // A duplicate within one batch counts once.
@@ -161,10 +163,11 @@ async fn process(
         state.alert_recorder.record(&leak).await?;
         revocation::LeakOutcome {
             revoked: 0,
+            created_revoked: 0,
             emails_queued: 0,
         }
     } else {
-        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches)
+        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches, client)
             .await
             .map_err(|e| match e.downcast::<crate::db::Error>() {
                 Ok(db) => ApiError::from(db),
@@ -172,7 +175,10 @@ async fn process(
             })?
     };
     state.notifier.queued(outcome.emails_queued);
-    state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
+    state
+        .metrics
+        .tokens_revoked
+        .inc_by((outcome.revoked + outcome.created_revoked) as u64);
     // Token ids (not secrets) let an operator re-apply revocations that a
     // restore from an older backup would undo; capped for huge batches.
     let token_ids: Vec<&str> = matches
@@ -186,6 +192,7 @@ async fn process(
         matched = matches.len(),
         token_ids = %token_ids.join(","),
         revoked = outcome.revoked,
+        created_revoked = outcome.created_revoked,
         emails = outcome.emails_queued,
         "alert processed"
     );
