@@ -198,6 +198,17 @@ pub async fn verify(db: &Db) -> crate::db::Result<(usize, Vec<ChainBreak>)> {
     Ok((heads.len(), breaks))
 }
 
+/// Re-derives one workspace's chain: None when it verifies.
+pub async fn verify_one(
+    db: &Db,
+    workspace_id: &crate::domain::WorkspaceId,
+) -> crate::db::Result<Option<ChainBreak>> {
+    match audit_events::head(db, workspace_id).await? {
+        Some(head) => verify_workspace(db, &head).await,
+        None => Ok(None),
+    }
+}
+
 async fn verify_workspace(
     db: &Db,
     head: &audit_events::Head,

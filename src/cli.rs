@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Inspect and retry queued email.
     Outbox {
         #[command(subcommand)]
@@ -92,6 +97,19 @@ pub enum TokenCommand {
         /// The token's id (`GET /tokens`, or the id printed when it was made).
         #[arg(long, value_parser = domain::<TokenId>)]
         id: TokenId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Print a one-time console sign-in link (for a first sign-in, or when
+    /// mail does not arrive). Valid for LEAKGUARD_SIGN_IN_LINK_SECS.
+    LoginLink {
+        #[arg(long, value_parser = domain::<Email>)]
+        email: Email,
+        /// The console page to open after sign-in.
+        #[arg(long, default_value = "/app")]
+        next: String,
     },
 }
 
@@ -298,6 +316,22 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 } else {
                     "was already revoked"
                 }
+            );
+        }
+        Command::User {
+            command: UserCommand::LoginLink { email, next },
+        } => {
+            anyhow::ensure!(
+                !crate::db::users::with_email(&db, &email).await?.is_empty(),
+                "no workspace has a user with the address {}",
+                email.as_str()
+            );
+            let link = crate::console::sign_in::issue_link(&db, settings, &email, &next).await?;
+            println!("{link}");
+            eprintln!(
+                "valid once, for {} minute(s); it signs in as {}",
+                settings.sign_in_link_lifetime.as_secs().div_ceil(60),
+                email.as_str()
             );
         }
         Command::Outbox {

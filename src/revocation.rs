@@ -261,9 +261,17 @@ pub async fn revoke_leaked(
         let workspace = workspaces::find(&mut change, workspace_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("workspace {workspace_id} of a token is missing"))?;
+        // An owner that the leaked token added is most likely whoever
+        // leaked it: they are listed for review, and not told.
+        let added: HashSet<&str> = review
+            .iter()
+            .filter(|r| r.kind == "user_added")
+            .map(|r| r.user_id.as_str())
+            .collect();
         let owners: Vec<Owner> = users::owners(&mut change, workspace_id)
             .await?
             .into_iter()
+            .filter(|u| !added.contains(u.id.as_str()))
             .map(|u| Owner {
                 id: u.id.to_string(),
                 email: u.email.to_string(),

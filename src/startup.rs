@@ -90,6 +90,7 @@ impl Application {
                 settings.rate_limit_burst,
                 settings.rate_limit_per_second,
             ),
+            sign_in_limits: crate::console::sign_in::SignInLimits::new(&settings),
             last_used: LastUsed::default(),
             usage: Usage::default(),
             alert_recorder,
@@ -212,7 +213,14 @@ async fn prune_expired(state: &AppState) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prune token usage"),
     }
-    if let Err(e) = crate::console::sessions::prune(&state.db, now).await {
+    let idle_before = now - state.settings.session_idle_timeout.as_micros() as i64;
+    let pruned = crate::db::console::prune(
+        &state.db,
+        crate::time::Timestamp(now),
+        crate::time::Timestamp(idle_before),
+    )
+    .await;
+    if let Err(e) = pruned {
         tracing::warn!(error = %e, "could not prune expired console sessions and sign-in links");
     }
 }
@@ -233,10 +241,11 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
         App::new()
             .wrap(from_fn(record_request))
             .wrap(from_fn(echo_request_id))
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<crate::middleware::RequestSpan>::new())
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
             .configure(|cfg| api::register(cfg, crate::operations::endpoints()))
+            .service(crate::console::scope())
             .service(
                 web::scope("")
                     .wrap(from_fn(api::conventions))

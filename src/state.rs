@@ -22,4 +22,5 @@ pub struct AppState {
     pub usage: Usage,
     pub alert_recorder: AlertRecorder,
     pub token_lookup: TokenLookup,
+    pub sign_in_limits: crate::console::sign_in::SignInLimits,
 }

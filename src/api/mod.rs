@@ -67,6 +67,13 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The path and the route, to register under a scope.
+    pub fn into_parts(self) -> (&'static str, actix_web::Route) {
+        (self.path, self.route)
+    }
+}
+
 /// Registers endpoints on an app or scope.
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
     for e in endpoints {

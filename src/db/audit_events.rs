@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{
-    rows_per_statement, values_rows, Arg, Conn, Count, Db, FromRow, Result, Row, ToArg, Tx,
+    rows_per_statement, values_rows, Arg, Conn, Count, Db, FromRow, Result, Row, Text, ToArg, Tx,
 };
 use crate::args;
 use crate::domain::WorkspaceId;
@@ -193,6 +193,8 @@ pub struct Filter {
     /// An actor of `public-api-token/<id>` also selects that token's
     /// revocation: "what did this token do, and when did it stop".
     pub actor: Option<String>,
+    /// The event's type (`Token Created`, …).
+    pub event_type: Option<String>,
     /// Only events with a sequence number below this (newest-first paging).
     pub before_seq: Option<i64>,
 }
@@ -216,6 +218,9 @@ fn filter_sql<'a>(workspace_id: &'a WorkspaceId, filter: &'a Filter) -> (String,
     }
     if let Some(r) = &filter.resource_type {
         push("resource_type = ?", r.to_arg(), &mut binds);
+    }
+    if let Some(t) = &filter.event_type {
+        push("type = ?", t.to_arg(), &mut binds);
     }
     if let Some(actor) = &filter.actor {
         match actor.strip_prefix(crate::audit::TOKEN_ACTOR_PREFIX) {
@@ -249,6 +254,17 @@ pub async fn list(
             &binds,
         )
         .await?;
+    Ok((batch(db, workspace_id, filter, limit).await?, total))
+}
+
+/// Newest first: up to `limit` events below `filter.before_seq`.
+pub async fn batch(
+    db: &Db,
+    workspace_id: &WorkspaceId,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    let (where_sql, binds) = filter_sql(workspace_id, filter);
     let mut page_where = where_sql;
     let mut page_binds = binds;
     if let Some(seq) = &filter.before_seq {
@@ -266,7 +282,27 @@ pub async fn list(
             &page_binds,
         )
         .await?;
-    Ok((events, total))
+    Ok(events)
+}
+
+/// The event types the workspace's trail holds, in order.
+pub async fn types(db: &Db, workspace_id: &WorkspaceId) -> Result<Vec<String>> {
+    let types: Vec<Text> = db
+        .fetch_all(
+            "SELECT DISTINCT type AS value FROM audit_events WHERE workspace_id = $1 ORDER BY type",
+            args![workspace_id],
+        )
+        .await?;
+    Ok(types.into_iter().map(|Text(t)| t).collect())
+}
+
+/// One workspace's chain head.
+pub async fn head(db: &Db, workspace_id: &WorkspaceId) -> Result<Option<Head>> {
+    db.fetch_optional(
+        "SELECT id, audit_seq, audit_head FROM workspaces WHERE id = $1",
+        args![workspace_id],
+    )
+    .await
 }
 
 #[derive(Debug)]

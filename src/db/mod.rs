@@ -20,6 +20,7 @@ mod sqlite_readers;
 pub mod alerts;
 pub mod audit_events;
 pub mod batches;
+pub mod console;
 pub mod destinations;
 pub mod key_sets;
 pub mod outbox;

@@ -83,6 +83,25 @@ pub async fn find(
         .await
 }
 
+/// The workspace's tokens among `ids`.
+pub async fn find_many(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    ids: &[&TokenId],
+) -> Result<Vec<Token>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = &ids[..ids.len().min(MAX_BINDS - 1)];
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens WHERE workspace_id = $1 AND id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut binds = vec![workspace_id.to_arg()];
+    binds.extend(ids.iter().map(|id| id.to_arg()));
+    conn.into().fetch_all(&sql, &binds).await
+}
+
 /// The token with this hash, revoked or not: every authenticated request.
 pub async fn find_by_hash(db: &Db, hash: &TokenHash) -> Result<Option<Token>> {
     db.fetch_optional(
