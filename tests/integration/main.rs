@@ -10,6 +10,8 @@ mod api_roles;
 mod api_write_keys;
 mod bench;
 mod binary;
+mod console;
+mod console_helpers;
 mod email;
 mod faults;
 mod freshness;
