@@ -17,6 +17,7 @@ mod faults;
 mod freshness;
 mod hostile_api;
 mod hostile_webhook;
+mod leak_response;
 mod openapi;
 mod public_api;
 mod raw_http;
