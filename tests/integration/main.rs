@@ -10,6 +10,7 @@ mod api_roles;
 mod api_write_keys;
 mod bench;
 mod binary;
+mod browser;
 mod console;
 mod console_helpers;
 mod email;
