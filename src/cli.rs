@@ -198,11 +198,13 @@ pub async fn run(cli: Cli) -> i32 {
             return 2;
         }
     }
-    crate::telemetry::init(settings.log_format);
+    let log = crate::telemetry::init(settings.log_format);
     let result = match cli.command {
         Command::Serve => serve(settings).await,
         command => with_db(&settings, command).await,
     };
+    // The log's last lines before the final error line.
+    drop(log);
     report(result)
 }
 

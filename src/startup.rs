@@ -19,7 +19,7 @@ use crate::api::{
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::middleware::{echo_request_id, record_request};
+use crate::middleware::{echo_request_id, record_request, RequestSpan};
 use crate::notify::{transport::Transport, worker::Worker, Notifier};
 use crate::scanning::{keys::KeyStore, recorder::AlertRecorder};
 use crate::state::AppState;
@@ -241,7 +241,7 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
         App::new()
             .wrap(from_fn(record_request))
             .wrap(from_fn(echo_request_id))
-            .wrap(TracingLogger::<crate::middleware::RequestSpan>::new())
+            .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
             .configure(|cfg| api::register(cfg, crate::operations::endpoints()))

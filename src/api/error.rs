@@ -43,6 +43,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotAcceptable(String),
+    /// A known path, a method it does not have.
+    #[error("method {method} not allowed")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("rate limit exceeded")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -108,6 +111,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -131,6 +135,10 @@ impl ResponseError for ApiError {
             ApiError::Validation(list) => list.clone(),
             ApiError::PayloadTooLarge(m) => single("payload-too-large", m.clone()),
             ApiError::NotAcceptable(m) => single("not-acceptable", m.clone()),
+            ApiError::MethodNotAllowed { method, allow } => single(
+                "method-not-allowed",
+                format!("{method} is not a method of this path; it takes {allow}"),
+            ),
             ApiError::RateLimited { retry_after_secs } => single(
                 "rate-limited",
                 format!("too many requests for this token; retry in {retry_after_secs} s"),
@@ -144,6 +152,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::RateLimited { retry_after_secs } = self {
             response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        }
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         if let ApiError::Unavailable(_) = self {
             response.insert_header((header::RETRY_AFTER, "5"));

@@ -67,17 +67,48 @@ impl Endpoint {
     }
 }
 
-impl Endpoint {
-    /// The path and the route, to register under a scope.
-    pub fn into_parts(self) -> (&'static str, actix_web::Route) {
-        (self.path, self.route)
-    }
+/// Registers endpoints on an app or scope: one resource per path, with the
+/// methods of every endpoint on it, and its pattern for the request
+/// metrics and the access log.
+pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
+    register_under(cfg, "", endpoints, |method, allow| {
+        ApiError::MethodNotAllowed { method, allow }.into()
+    });
 }
 
-/// Registers endpoints on an app or scope.
-pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
+/// As `register`, inside a scope at `prefix` (whose endpoints' paths start
+/// with it); `not_allowed(method, allow)` answers a method a path lacks.
+pub fn register_under(
+    cfg: &mut web::ServiceConfig,
+    prefix: &'static str,
+    endpoints: Vec<Endpoint>,
+    not_allowed: fn(String, String) -> actix_web::Error,
+) {
+    let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints {
-        cfg.route(e.path, e.route);
+        match paths.iter_mut().find(|(path, _)| *path == e.path) {
+            Some((_, same_path)) => same_path.push(e),
+            None => paths.push((e.path, vec![e])),
+        }
+    }
+    for (path, endpoints) in paths {
+        let allow = endpoints
+            .iter()
+            .map(|e| e.method.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let relative = &path[prefix.len()..];
+        let resource = web::resource(relative)
+            .app_data(crate::middleware::RoutePattern(path))
+            .default_service(web::to(move |req: HttpRequest| {
+                let error = not_allowed(req.method().to_string(), allow.clone());
+                async move { Err::<HttpResponse, _>(error) }
+            }));
+        cfg.service(
+            endpoints
+                .into_iter()
+                .fold(resource, |r, e| r.route(e.route)),
+        );
     }
 }
 
@@ -248,14 +279,16 @@ pub async fn conventions(
         res.request()
             .app_data::<web::Data<crate::state::AppState>>(),
     ) {
-        let route = res
-            .request()
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".into());
+        // Set by the route that answered (`register`).
+        let route = match res.request().app_data::<crate::middleware::RoutePattern>() {
+            Some(crate::middleware::RoutePattern("")) => "/",
+            Some(crate::middleware::RoutePattern(pattern)) => pattern,
+            None => "unmatched",
+        };
         state.usage.record(
             &token_use,
             crate::middleware::method_label(res.request().method()),
-            if route.is_empty() { "/" } else { &route },
+            route,
             res.status().as_u16(),
         );
     }

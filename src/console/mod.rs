@@ -37,6 +37,7 @@ pub const ROOT: &str = "/app";
 pub fn endpoints() -> Vec<Endpoint> {
     let mut all = vec![
         Endpoint::new(Method::GET, "/app", pages::workspaces),
+        Endpoint::new(Method::GET, "/app/", pages::workspaces),
         Endpoint::new(Method::GET, "/app/static/{file}", pages::asset),
     ];
     all.extend(sign_in::endpoints());
@@ -70,13 +71,9 @@ pub fn scope() -> actix_web::Scope<
                 .error_handler(|err, _| ConsoleError::BadRequest(format!("{err}")).into()),
         )
         .configure(|cfg| {
-            for e in endpoints() {
-                // Registered relative to the scope: `/app` itself is "".
-                let (path, route) = e.into_parts();
-                cfg.route(&path[ROOT.len()..], route);
-            }
-            // `/app/` as well as `/app`.
-            cfg.route("/", web::get().to(pages::workspaces));
+            crate::api::register_under(cfg, ROOT, endpoints(), |method, allow| {
+                ConsoleError::MethodNotAllowed { method, allow }.into()
+            });
         })
         .default_service(web::to(|| async {
             ConsoleError::NotFound.error_response()
@@ -131,6 +128,8 @@ pub enum ConsoleError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("too many requests; retry in {0} s")]
     TooManyRequests(u64),
     #[error("{0}")]
@@ -185,6 +184,7 @@ impl ResponseError for ConsoleError {
             ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::Conflict(_) => StatusCode::CONFLICT,
+            ConsoleError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ConsoleError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ConsoleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -212,6 +212,10 @@ impl ResponseError for ConsoleError {
             ConsoleError::Forbidden(m) => ("Owners only", m.clone()),
             ConsoleError::BadRequest(m) => ("That did not work", m.clone()),
             ConsoleError::Conflict(m) => ("That cannot be done", m.clone()),
+            ConsoleError::MethodNotAllowed { method, .. } => (
+                "Not allowed",
+                format!("This page does not take {method} requests."),
+            ),
             ConsoleError::TooManyRequests(secs) => (
                 "Too many requests",
                 format!(
@@ -239,6 +243,9 @@ impl ResponseError for ConsoleError {
         let mut res = HttpResponse::build(self.status_code());
         if let ConsoleError::TooManyRequests(secs) = self {
             res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if let ConsoleError::MethodNotAllowed { allow, .. } = self {
+            res.insert_header((header::ALLOW, allow.clone()));
         }
         res.content_type("text/html; charset=utf-8").body(body)
     }

@@ -14,6 +14,7 @@
 mod change;
 mod error;
 mod migrations;
+mod pg_readers;
 mod row;
 mod sqlite_readers;
 
@@ -46,6 +47,7 @@ pub use error::{Error, Result, DISK_FULL};
 pub(crate) use row::bind_sqlx;
 pub use row::{Arg, Count, FromRow, Row, Text, ToArg};
 
+use pg_readers::PgReaders;
 use sqlite_readers::SqliteReaders;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +70,12 @@ enum Pools {
         readers: Option<SqliteReaders>,
         file: Option<PathBuf>,
     },
-    Postgres(PgPool),
+    Postgres {
+        /// Transactions and writes.
+        pool: PgPool,
+        /// Single-statement reads.
+        readers: Box<PgReaders>,
+    },
 }
 
 /// A transaction on either backend. Dropped without `commit`, it rolls back.
@@ -94,9 +101,14 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect_with(options)
+                // The pool pings every connection it takes back; a second
+                // ping before each acquire is one more round trip per
+                // transaction for nothing.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
                 .await?;
-            return Ok(Db(Arc::new(Pools::Postgres(pool))));
+            let readers = Box::new(PgReaders::new(options));
+            return Ok(Db(Arc::new(Pools::Postgres { pool, readers })));
         }
         let options = SqliteConnectOptions::from_str(url)?
             // Created on first run unless the URL says otherwise (`mode=`).
@@ -156,7 +168,7 @@ impl Db {
                     }
                 }
             }
-            Pools::Postgres(pool) => migrator.run(pool).await?,
+            Pools::Postgres { pool, .. } => migrator.run(pool).await?,
         }
         Ok(())
     }
@@ -164,7 +176,7 @@ impl Db {
     pub fn backend(&self) -> Backend {
         match &*self.0 {
             Pools::Sqlite { .. } => Backend::Sqlite,
-            Pools::Postgres(_) => Backend::Postgres,
+            Pools::Postgres { .. } => Backend::Postgres,
         }
     }
 
@@ -179,7 +191,7 @@ impl Db {
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &*self.0 {
             Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
-            Pools::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Pools::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }
 
@@ -198,9 +210,7 @@ impl Db {
             Pools::Sqlite { writer, .. } => {
                 rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(writer).await?)
             }
-            Pools::Postgres(pool) => {
-                rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(pool).await?)
-            }
+            Pools::Postgres { readers, .. } => readers.fetch_all(sql, args).await,
         }
     }
 
@@ -219,11 +229,7 @@ impl Db {
                 .await?
                 .map(|r| T::from_row(&r))
                 .transpose(),
-            Pools::Postgres(pool) => bind_sqlx!(sqlx::query(sql), args)
-                .fetch_optional(pool)
-                .await?
-                .map(|r| T::from_row(&r))
-                .transpose(),
+            Pools::Postgres { readers, .. } => readers.fetch_optional(sql, args).await,
         }
     }
 
@@ -240,7 +246,7 @@ impl Db {
                 .execute(writer)
                 .await?
                 .rows_affected(),
-            Pools::Postgres(pool) => bind_sqlx!(sqlx::query(sql), args)
+            Pools::Postgres { pool, .. } => bind_sqlx!(sqlx::query(sql), args)
                 .execute(pool)
                 .await?
                 .rows_affected(),
@@ -257,7 +263,7 @@ impl Db {
             Pools::Sqlite { writer, .. } => {
                 rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(writer).await?)
             }
-            Pools::Postgres(pool) => {
+            Pools::Postgres { pool, .. } => {
                 rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(pool).await?)
             }
         }
@@ -300,7 +306,7 @@ impl Db {
     pub fn in_use(&self) -> u32 {
         match &*self.0 {
             Pools::Sqlite { writer, .. } => writer.size() - writer.num_idle() as u32,
-            Pools::Postgres(pool) => pool.size() - pool.num_idle() as u32,
+            Pools::Postgres { pool, .. } => pool.size() - pool.num_idle() as u32,
         }
     }
 
@@ -314,7 +320,10 @@ impl Db {
                 }
                 writer.close().await
             }
-            Pools::Postgres(pool) => pool.close().await,
+            Pools::Postgres { pool, readers } => {
+                readers.close().await;
+                pool.close().await
+            }
         }
     }
 }

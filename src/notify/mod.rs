@@ -2,7 +2,6 @@
 //! the transaction that revokes the tokens, then delivered by the outbox
 //! worker over SMTP (or into a directory of .eml files on a laptop).
 
-pub mod smtp_server;
 pub mod templates;
 pub mod transport;
 pub mod worker;

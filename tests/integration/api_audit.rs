@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::api_helpers::*;
-use crate::support::{is_postgres, json, TestApp};
+use crate::support::{json, TestApp};
+use test_support::db::is_postgres;
 
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
@@ -421,17 +422,10 @@ async fn event_id(app: &TestApp, workspace_id: &str, seq: i64) -> String {
     sqlx::query("SELECT id FROM audit_events WHERE workspace_id = $1 AND seq = $2")
         .bind(workspace_id)
         .bind(seq)
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap()
         .get(0)
-}
-
-async fn execute(app: &TestApp, sql: &str) -> Result<u64, sqlx::Error> {
-    sqlx::query(sql)
-        .execute(&app.raw)
-        .await
-        .map(|r| r.rows_affected())
 }
 
 #[tokio::test]
@@ -461,11 +455,13 @@ async fn the_trail_is_append_only_and_tampering_is_detected() {
             edited.id
         ),
     ] {
-        let err = execute(&app, &sql).await.expect_err(&sql);
+        let err = app.test_db.execute(&sql).await.expect_err(&sql);
         assert!(err.to_string().contains("append-only"), "{sql}: {err}");
     }
     if is_postgres() {
-        let err = execute(&app, "TRUNCATE audit_events")
+        let err = app
+            .test_db
+            .execute("TRUNCATE audit_events")
             .await
             .expect_err("truncate");
         assert!(err.to_string().contains("append-only"), "{err}");
@@ -474,28 +470,30 @@ async fn the_trail_is_append_only_and_tampering_is_detected() {
 
     // An attacker with database access goes around the triggers...
     if is_postgres() {
-        execute(&app, "ALTER TABLE audit_events DISABLE TRIGGER USER")
+        app.test_db
+            .execute("ALTER TABLE audit_events DISABLE TRIGGER USER")
             .await
             .unwrap();
     } else {
-        execute(&app, "DROP TRIGGER audit_events_no_update")
+        app.test_db
+            .execute("DROP TRIGGER audit_events_no_update")
             .await
             .unwrap();
-        execute(&app, "DROP TRIGGER audit_events_no_delete")
+        app.test_db
+            .execute("DROP TRIGGER audit_events_no_delete")
             .await
             .unwrap();
     }
     let edited_event = event_id(&app, &edited.id, 3).await;
-    let n = execute(
-        &app,
-        &format!(
+    let n = app
+        .test_db
+        .execute(&format!(
             "UPDATE audit_events SET resource_name = 'nothing to see'
              WHERE workspace_id = '{}' AND seq = 3",
             edited.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     let (_, breaks) = leakguard::audit::verify(&app.db).await.unwrap();
     assert_eq!(breaks.len(), 1);
@@ -509,25 +507,21 @@ async fn the_trail_is_append_only_and_tampering_is_detected() {
     assert!(output.contains(&edited.id), "{output}");
 
     // ...removes an event in the middle of another chain...
-    execute(
-        &app,
-        &format!(
+    app.test_db
+        .execute(&format!(
             "DELETE FROM audit_events WHERE workspace_id = '{}' AND seq = 2",
             removed.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
     // ...and the newest event of a third (only the head gives that away).
-    execute(
-        &app,
-        &format!(
+    app.test_db
+        .execute(&format!(
             "DELETE FROM audit_events WHERE workspace_id = '{}' AND seq = 5",
             truncated.id
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await
+        .unwrap();
     let (_, breaks) = leakguard::audit::verify(&app.db).await.unwrap();
     let by_workspace = |ws: &str| breaks.iter().find(|b| b.workspace_id == ws).unwrap();
     assert_eq!(breaks.len(), 3);

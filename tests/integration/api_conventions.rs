@@ -592,3 +592,30 @@ async fn errors_come_in_a_fixed_order_who_then_may_then_what() {
     assert!(error_message(&json(res).await).contains("application/json"));
     assert_eq!(app.count("SELECT COUNT(*) FROM sources").await, 0);
 }
+
+#[tokio::test]
+async fn a_known_path_with_another_method_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme", "owner@acme.test").await;
+    for (method, path, allow) in [
+        ("PUT", "/sources", "GET, POST"),
+        ("POST", "/sources/abc", "GET, PATCH, DELETE"),
+        ("TRACE", "/tokens", "GET, POST"),
+        ("GET", "/secret-scanning/github", "POST"),
+    ] {
+        let res = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .bearer_auth(&ws.owner_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+        let body = json(res).await;
+        assert_eq!(body["errors"][0]["type"], "method-not-allowed", "{body}");
+    }
+    // An unknown path stays 404 whatever the method.
+    let (status, body) = call(&app, "PUT", "/nowhere", &ws.owner_token, json!({})).await;
+    assert_eq!(status, 404, "{body}");
+}

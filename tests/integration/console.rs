@@ -63,7 +63,7 @@ async fn a_sign_in_link_works_once_and_only_its_hash_is_stored() {
 
     // Only the SHA-256 of the link's secret is in the database.
     let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM console_sign_in_links")
-        .fetch_all(&app.raw)
+        .fetch_all(app.test_db.pool())
         .await
         .unwrap();
     assert_eq!(stored, [leakguard::token::sha256_hex(secret.as_bytes())]);
@@ -433,7 +433,7 @@ async fn incident_workspace(app: &TestApp, name: &str, owner: &str) -> (Workspac
         "SELECT revoked_alert_id FROM tokens WHERE id = '{}'",
         ws.owner_token_id
     ))
-    .fetch_one(&app.raw)
+    .fetch_one(app.test_db.pool())
     .await
     .unwrap();
     let targets = ConsoleTargets {
@@ -459,7 +459,7 @@ async fn members_and_read_only_users_see_the_overview_only() {
              VALUES ('u{role}', '{}', '{email}', '{role}', '{role}', 0, 0)",
             ws.id
         ))
-        .execute(&app.raw)
+        .execute(app.test_db.pool())
         .await
         .unwrap();
     }
@@ -522,7 +522,7 @@ async fn another_workspaces_pages_and_incidents_are_404() {
     let mut alice = Visitor::new(&app);
     alice.sign_in("alice@alpha.test", "/app").await;
     let a_id: String = sqlx::query_scalar("SELECT id FROM workspaces WHERE slug = 'alpha'")
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap();
     let csrf = alice.csrf(&format!("/app/w/{a_id}")).await;
@@ -631,7 +631,7 @@ async fn the_incident_page_shows_the_blast_radius_and_its_actions_work() {
     assert_eq!(restored.status, 303);
     let roles: Vec<(String, String)> =
         sqlx::query_as("SELECT email, role FROM users ORDER BY email")
-            .fetch_all(&app.raw)
+            .fetch_all(app.test_db.pool())
             .await
             .unwrap();
     assert_eq!(
@@ -669,7 +669,7 @@ async fn the_incident_page_shows_the_blast_radius_and_its_actions_work() {
     assert_eq!(replacement["role"], "owner");
     let alice_id: String =
         sqlx::query_scalar("SELECT id FROM users WHERE email = 'alice@acme.test'")
-            .fetch_one(&app.raw)
+            .fetch_one(app.test_db.pool())
             .await
             .unwrap();
     assert_eq!(replacement["createdBy"], format!("console-user/{alice_id}"));

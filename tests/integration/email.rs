@@ -15,7 +15,7 @@ use leakguard::metrics::Metrics;
 use leakguard::notify::transport::Transport;
 use leakguard::notify::worker::Worker;
 use serde_json::{json, Value};
-use sqlx::Row;
+use test_support::db::TestDb;
 use tokio::sync::{watch, Notify};
 
 use crate::smtp_server::{Received, ReceivedExt, SmtpServer, Stage};
@@ -54,17 +54,6 @@ async fn add_user(app: &TestApp, token: &str, email: &str, name: &str, role: &st
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// The first column of every row, as text.
-async fn strings(db: &sqlx::AnyPool, sql: &str) -> Vec<String> {
-    sqlx::query(sql)
-        .fetch_all(db)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 /// Every message's Message-ID, checking that none came twice.
@@ -138,19 +127,13 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         BTreeSet::from(["alice@example.com", "bob@example.com"])
     );
 
-    let alert_id = &strings(&app.raw, "SELECT id FROM alerts").await[0];
-    let alert_time = leakguard::time::format_micros(
-        sqlx::query("SELECT received_at FROM alerts")
-            .fetch_one(&app.raw)
-            .await
-            .unwrap()
-            .get(0),
-    );
-    let alice_id = &strings(
-        &app.raw,
-        "SELECT id FROM users WHERE email = 'alice@example.com'",
-    )
-    .await[0];
+    let alert_id = &app.test_db.scalars::<String>("SELECT id FROM alerts").await[0];
+    let alert_time =
+        leakguard::time::format_micros(app.test_db.scalar("SELECT received_at FROM alerts").await);
+    let alice_id = &app
+        .test_db
+        .scalars::<String>("SELECT id FROM users WHERE email = 'alice@example.com'")
+        .await[0];
     let incident_url = format!("{PUBLIC_URL}/app/w/{}/incidents/{alert_id}", ws.id);
     for (address, user_id, greeting) in [
         ("alice@example.com", alice_id.as_str(), "Hello alice"),
@@ -570,15 +553,15 @@ async fn a_graceful_stop_releases_what_the_worker_holds() {
     smtp.restart().await;
     smtp.hold(false);
 
-    let db = crate::support::raw_pool(&settings["DATABASE_URL"]).await;
-    let state = strings(
-        &db,
-        "SELECT CASE WHEN sent_at IS NOT NULL THEN 'sent'
+    let db = TestDb::connect(&settings["DATABASE_URL"]).await;
+    let state = db
+        .scalars::<String>(
+            "SELECT CASE WHEN sent_at IS NOT NULL THEN 'sent'
                      WHEN locked_by IS NOT NULL OR locked_until IS NOT NULL THEN 'held'
                      ELSE 'free' END
          FROM outbox",
-    )
-    .await;
+        )
+        .await;
     assert_eq!(state, ["free", "free", "free"], "nothing held after stop");
     db.close().await;
 

@@ -1,7 +1,7 @@
 //! Dependencies failing under a running leakguard: the key endpoint slow or
 //! returning garbage, PostgreSQL stopped and restarted mid-stream, a slow
 //! mail server, a full disk, a read-only SQLite file, and SIGKILL during a
-//! stream of alerts (the real binary, through binary.rs's helpers). Each
+//! stream of alerts (the real binary, through binary/mod.rs's helpers). Each
 //! fault ends with the same checks: nothing half-applied, and the service
 //! back without a restart (or, after SIGKILL, after one).
 //!
@@ -309,7 +309,7 @@ async fn postgres_shut_down_mid_stream_gives_503_then_recovers_without_restart()
 /// while PostgreSQL stops (`mode`) and comes back. Each answer must be a
 /// 2xx or a 503; at the end, every alert GitHub would retry is retried.
 async fn postgres_outage_mid_stream(mode: &str) {
-    const TOKENS: usize = 40;
+    const TOKENS: usize = 60;
     let pg = PrivatePostgres::start();
     let app = TestApp::spawn_with(&[
         ("DATABASE_URL", &pg.url()),
@@ -359,6 +359,11 @@ async fn postgres_outage_mid_stream(mode: &str) {
                         .expect("an answer within 30 s");
                     let answer = classify(res, "alert").await;
                     alerts.lock().unwrap().push((i, answer));
+                    // A refusal comes at once; pausing, as a client backs
+                    // off, keeps tokens for after the restart.
+                    if answer == Answer::Unavailable {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
                     let res = app
                         .client
                         .get(app.url("/sources"))
@@ -486,10 +491,7 @@ async fn a_slow_mail_server_is_retried_and_each_message_arrives_once() {
         1,
         "two timed-out attempts, the message still queued"
     );
-    let error: String = sqlx::query_scalar("SELECT last_error FROM outbox")
-        .fetch_one(&app.raw)
-        .await
-        .unwrap();
+    let error: String = app.test_db.scalar("SELECT last_error FROM outbox").await;
     assert!(error.contains("timeout"), "{error}");
     assert_eq!(smtp.count(), 0);
 
@@ -511,10 +513,10 @@ async fn a_slow_mail_server_is_retried_and_each_message_arrives_once() {
         .await,
         2
     );
-    let attempts: Vec<i64> = sqlx::query_scalar("SELECT attempts FROM outbox ORDER BY created_at")
-        .fetch_all(&app.raw)
-        .await
-        .unwrap();
+    let attempts: Vec<i64> = app
+        .test_db
+        .scalars("SELECT attempts FROM outbox ORDER BY created_at")
+        .await;
     assert!(attempts[0] >= 3, "{attempts:?}");
     assert_eq!(attempts[1], 1, "{attempts:?}");
     // Several worker polls later, still one copy of each.
@@ -699,18 +701,19 @@ async fn a_read_only_sqlite_file_stops_start_up_with_a_clear_error() {
 
 // ------------------------------------------------------------------ SIGKILL
 
-/// binary.rs covers SIGTERM during a stream. SIGKILL gives no chance to
-/// drain: whatever got a 2xx must still be applied after a restart, and
-/// every owner's mail must arrive. Mail is at least once: a message the
+/// binary/signals_and_exit_codes.rs covers SIGTERM during a stream.
+/// SIGKILL gives no chance to drain: whatever got a 2xx must still be
+/// applied after a restart, and every owner's mail must arrive. Mail is at least once: a message the
 /// mail server accepted just before the kill, but that was not yet marked
 /// sent, goes again with the same Message-ID, so the only duplicates
 /// allowed are messages accepted before the kill, and at most twice.
 #[test]
 #[cfg(unix)]
 fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
-    use crate::binary::{wait_exit, wait_until, Sandbox, Server, LOCATION};
+    use crate::binary::{Sandbox, Server, LOCATION};
     use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
     use std::collections::{BTreeMap, BTreeSet};
+    use test_support::process::{runtime, wait_exit, wait_until};
 
     const TOKENS: usize = 60;
     const SENDERS: usize = 4;
@@ -837,12 +840,9 @@ fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
 
     let expected: BTreeSet<String> = {
         let url = sb.database_url();
-        crate::binary::runtime().block_on(async {
-            let db = crate::support::raw_pool(&url).await;
-            let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
-                .fetch_all(&db)
-                .await
-                .unwrap();
+        runtime().block_on(async {
+            let db = test_support::db::TestDb::connect(&url).await;
+            let ids: Vec<String> = db.scalars("SELECT message_id FROM outbox").await;
             db.close().await;
             ids.into_iter().collect()
         })

@@ -8,9 +8,10 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::api_helpers::*;
-use crate::raw_http::{case, RawRequest, CLOSED_WITHOUT_ANSWER};
+use crate::hostile_cases::case;
 use crate::support::{json, TestApp};
 use leakguard::token::PublicToken;
+use test_support::http::{RawRequest, CLOSED_WITHOUT_ANSWER};
 
 const BROKEN_FRAMING: &str = "broken chunked framing";
 
@@ -144,7 +145,7 @@ async fn hostile_api_requests_get_their_documented_answer_and_change_nothing() {
         case("id that is a wildcard", get("/users/*"), 404, "user not found"),
         case("a source's id as a destination's", json_to("PATCH", &wrong_kind, br#"{"name":"x"}"#), 404, "destination not found"),
         case("catalog id with a percent", get("/catalog/sources/%25"), 404, "source catalog entry not found"),
-        case("PUT is no method here", json_to("PUT", "/sources", b"{}"), 404, "no such endpoint"),
+        case("PUT is no method here", json_to("PUT", "/sources", b"{}"), 405, "PUT is not a method of this path; it takes GET, POST"),
         // Pages and filters.
         case("count 0", get("/sources?pagination%5Bcount%5D=0"), 422, "must be a whole number from 1 to 1000"),
         case("count 1001", get("/sources?pagination%5Bcount%5D=1001"), 422, "must be a whole number from 1 to 1000"),

@@ -7,11 +7,12 @@
 use base64::Engine;
 use serde_json::Value;
 
-use crate::raw_http::{case, RawRequest};
+use crate::hostile_cases::case;
 use crate::support::TestApp;
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::TOKEN_TYPE;
+use test_support::http::RawRequest;
 
 const PATH: &str = "/secret-scanning/github";
 /// Small enough to test the limit cheaply, large enough for 100,000 entries.
@@ -173,7 +174,7 @@ async fn hostile_alerts_get_their_documented_answer_and_change_nothing() {
         case("chunked, unsigned", unsigned(&key_id, &app.key.sign(b"[]")).chunked(), 401, "the signature does not match the body"),
         case("unsigned garbage", unsigned(&key_id, &good_sig).body(b"\x00garbage{[".to_vec()), 401, "the signature does not match the body"),
         case("chunk size not hexadecimal", RawRequest { raw_chunked: Some(b"zz\r\n[]\r\n0\r\n\r\n".to_vec()), ..signed(b"[]".to_vec()) }, 400, "cannot read the body"),
-        case("GET instead of POST", RawRequest::new("GET", PATH).header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig), 404, "no such endpoint"),
+        case("GET instead of POST", RawRequest::new("GET", PATH).header(KEY_ID_HEADER, &key_id).header(SIGNATURE_HEADER, &good_sig), 405, "GET is not a method of this path; it takes POST"),
         // Accepted: the signature is what counts, and none of these is ours.
         case("an empty array", signed(b"[]".to_vec()), 200, ""),
         case("Content-Type text/plain", signed_as(Some("text/plain"), b"[{\"token\":\"t\"}]".to_vec()), 200, ""),
@@ -260,7 +261,7 @@ async fn control_characters_where_a_token_was_found_do_not_stop_its_revocation()
     use sqlx::Row;
     let row = sqlx::query("SELECT url, source, token_type FROM token_reports WHERE token_id = $1")
         .bind(&leaked_id)
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap();
     let stored: (String, String, String) = (row.get(0), row.get(1), row.get(2));

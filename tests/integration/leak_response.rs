@@ -26,7 +26,7 @@ async fn token_row(app: &TestApp, id: &str) -> (Option<String>, Option<String>) 
     sqlx::query_as(&format!(
         "SELECT revoked_reason, revoked_alert_id FROM tokens WHERE id = '{id}'"
     ))
-    .fetch_one(&app.raw)
+    .fetch_one(app.test_db.pool())
     .await
     .unwrap()
 }
@@ -62,7 +62,7 @@ async fn a_leak_revokes_every_token_it_created_at_any_depth_and_nothing_else() {
 
     app.report(&[&leaked]).await;
     let alert: String = sqlx::query_scalar("SELECT id FROM alerts")
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap();
     assert_eq!(
@@ -197,7 +197,7 @@ async fn usage_is_counted_in_memory_and_written_only_by_the_flush() {
         "SELECT client_address, user_agent, method, route, status_class, requests
          FROM token_usage WHERE token_id = '{token_id}' ORDER BY user_agent, route, status_class"
     ))
-    .fetch_all(&app.raw)
+    .fetch_all(app.test_db.pool())
     .await
     .unwrap();
     let expected: Vec<(String, String, String, String, String, i64)> = [
@@ -232,7 +232,7 @@ async fn usage_is_counted_in_memory_and_written_only_by_the_flush() {
     let all: Vec<(String, String, i64)> = sqlx::query_as(&format!(
         "SELECT route, status_class, requests FROM token_usage WHERE token_id = '{token_id}'"
     ))
-    .fetch_all(&app.raw)
+    .fetch_all(app.test_db.pool())
     .await
     .unwrap();
     assert_eq!(refused, 3, "{all:?}");
@@ -244,7 +244,7 @@ async fn usage_is_counted_in_memory_and_written_only_by_the_flush() {
              '/', '2xx', 1, {old_hour}, {old_hour})",
         ws.id
     ))
-    .execute(&app.raw)
+    .execute(app.test_db.pool())
     .await
     .unwrap();
     let retention = leakguard::time::now_micros() - 90 * 86_400_000_000;
@@ -287,7 +287,7 @@ async fn the_incident_page_sets_apart_addresses_that_appear_after_the_last_known
     from(&leaked, "198.51.100.66").await.unwrap();
     app.report(&[&leaked]).await;
     let alert: String = sqlx::query_scalar("SELECT id FROM alerts")
-        .fetch_one(&app.raw)
+        .fetch_one(app.test_db.pool())
         .await
         .unwrap();
 

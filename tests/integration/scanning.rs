@@ -3,9 +3,10 @@
 
 use serde_json::Value;
 
-use crate::support::{json, KeyServer, TestApp};
+use crate::support::{json, TestApp};
 use leakguard::scanning::simulate::{alert_body, DevKey};
 use leakguard::token::{sha256_hex, PublicToken};
+use test_support::keys::KeyServer;
 
 const FIXTURE_KEY_ID: &str = "bcb53661c06b4728e59d897fb6165d5c9cda0fd9cdf9d09ead458168deb7518c";
 
@@ -405,7 +406,7 @@ async fn no_key_set_at_all_gives_503_and_changes_nothing() {
     let key = DevKey::generate();
     let keys = KeyServer::start(DevKey::key_set(&[&key])).await;
     keys.set(None);
-    let db_url = crate::support::fresh_database_url(dir.path()).await;
+    let db_url = test_support::db::fresh_database_url(dir.path()).await;
     let settings = [
         ("DATABASE_URL", db_url.as_str()),
         ("BIND", "127.0.0.1:0"),

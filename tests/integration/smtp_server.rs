@@ -1,8 +1,8 @@
-//! The SMTP server the tests talk to lives in the library
-//! (`leakguard::notify::smtp_server`) so that the benchmark can use it too;
-//! reading a received message's MIME structure is for the tests only.
+//! The SMTP server the tests talk to is test_support's, which the
+//! benchmark uses too; reading a received message's MIME structure is for
+//! the tests only.
 
-pub use leakguard::notify::smtp_server::{Received, SmtpServer, Stage};
+pub use test_support::smtp::{Received, SmtpServer, Stage};
 
 pub trait ReceivedExt {
     fn parsed(&self) -> mailparse::ParsedMail<'_>;

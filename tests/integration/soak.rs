@@ -17,7 +17,8 @@ use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::token::TOKEN_TYPE;
 use serde_json::{json, Value};
 
-use crate::binary::{wait_until, Sandbox, Server, LOCATION};
+use crate::binary::{Sandbox, Server, LOCATION};
+use test_support::process::wait_until;
 
 const RUN: Duration = Duration::from_secs(60);
 /// Connection pools, caches and the allocator settle in this time.
@@ -234,7 +235,7 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
     );
     server.wait_ready();
     let pid = server.child.id();
-    let db_port = crate::support::is_postgres()
+    let db_port = test_support::db::is_postgres()
         .then(|| {
             url::Url::parse(&sb.database_url())
                 .ok()?
@@ -310,7 +311,7 @@ fn soak_60s_of_mixed_alerts_and_api_calls() {
          {} failed; VmRSS {:.1} MiB (first window) -> {:.1} MiB (last window), \
          peak {:.1} MiB; open files (fewest in a window) {fds_first} -> {fds_last}, \
          peak {fds_peak}, plus at most {db_connections} database connections",
-        if crate::support::is_postgres() {
+        if test_support::db::is_postgres() {
             "PostgreSQL"
         } else {
             "SQLite"

@@ -6,8 +6,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use leakguard::config::Settings;
 use leakguard::db::Db;
@@ -17,117 +16,16 @@ use leakguard::scanning::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use leakguard::startup::Application;
 use leakguard::state::AppState;
 use serde_json::Value;
-
-pub const TEST_DB_ENV: &str = "LEAKGUARD_TEST_DATABASE_URL";
-
-/// A database of its own for one test.
-pub async fn fresh_database_url(dir: &std::path::Path) -> String {
-    match std::env::var(TEST_DB_ENV) {
-        Ok(base) if !base.is_empty() => {
-            use sqlx::Connection;
-            let name = format!("lg_test_{}", leakguard::id::new_id().to_ascii_lowercase());
-            let mut conn = sqlx::PgConnection::connect(&base)
-                .await
-                .unwrap_or_else(|e| {
-                    panic!("{TEST_DB_ENV} is set but PostgreSQL is unreachable: {e}")
-                });
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create test database");
-            let mut url = url::Url::parse(&base).expect("postgres URL");
-            url.set_path(&format!("/{name}"));
-            url.to_string()
-        }
-        _ => format!("sqlite://{}", dir.join("leakguard.db").display()),
-    }
-}
-
-/// The tests' own connection to a test database, for ad-hoc SQL. Apart
-/// from the server's: on SQLite it sees only what is committed, as another
-/// process would.
-pub async fn raw_pool(url: &str) -> sqlx::AnyPool {
-    sqlx::any::install_default_drivers();
-    sqlx::any::AnyPoolOptions::new()
-        .max_connections(2)
-        .connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot open the test database: {e}"))
-}
-
-pub fn is_postgres() -> bool {
-    std::env::var(TEST_DB_ENV).is_ok_and(|v| !v.is_empty())
-}
-
-/// Serves a GitHub-format key set over HTTP; can be switched off (503),
-/// slowed down, and counts requests.
-#[derive(Clone)]
-pub struct KeyServer {
-    pub url: String,
-    body: Arc<Mutex<Option<String>>>,
-    delay: Arc<Mutex<std::time::Duration>>,
-    hits: Arc<AtomicUsize>,
-}
-
-impl KeyServer {
-    pub async fn start(body: String) -> KeyServer {
-        let body = Arc::new(Mutex::new(Some(body)));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let delay = Arc::new(Mutex::new(std::time::Duration::ZERO));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (b, d, h) = (body.clone(), delay.clone(), hits.clone());
-        let server = actix_web::HttpServer::new(move || {
-            let (b, d, h) = (b.clone(), d.clone(), h.clone());
-            actix_web::App::new().default_service(actix_web::web::to(move || {
-                let (b, d, h) = (b.clone(), d.clone(), h.clone());
-                async move {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    let pause = *d.lock().unwrap();
-                    tokio::time::sleep(pause).await;
-                    match b.lock().unwrap().clone() {
-                        Some(body) => actix_web::HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body),
-                        None => actix_web::HttpResponse::ServiceUnavailable().finish(),
-                    }
-                }
-            }))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        tokio::spawn(server);
-        KeyServer {
-            url: format!("http://127.0.0.1:{port}/meta/public_keys/secret_scanning"),
-            body,
-            delay,
-            hits,
-        }
-    }
-
-    pub fn set(&self, body: Option<String>) {
-        *self.body.lock().unwrap() = body;
-    }
-
-    /// A pause before every answer (a key endpoint that is slow).
-    pub fn set_delay(&self, delay: std::time::Duration) {
-        *self.delay.lock().unwrap() = delay;
-    }
-
-    pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
+use test_support::db::{fresh_database_url, TestDb};
+use test_support::keys::KeyServer;
 
 pub struct TestApp {
     pub address: String,
     pub db_url: String,
+    /// The product's own handle, for calling product functions.
     pub db: Db,
-    /// For ad-hoc SQL in tests (`count`, `db_state`).
-    pub raw: sqlx::AnyPool,
+    /// The test's handle, for looking into the database with SQL.
+    pub test_db: TestDb,
     pub key: DevKey,
     pub keys: KeyServer,
     pub client: reqwest::Client,
@@ -188,12 +86,12 @@ impl TestApp {
         let state = app.state();
         let db = state.db.clone();
         let join = tokio::spawn(app.run_until_stopped());
-        let raw = raw_pool(&db_url).await;
+        let test_db = TestDb::connect(&db_url).await;
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
             db_url,
             db,
-            raw,
+            test_db,
             key,
             keys,
             client: reqwest::Client::new(),
@@ -216,6 +114,7 @@ impl TestApp {
     ) {
         self.handle.stop(true).await;
         let _ = self.join.await;
+        self.test_db.close().await;
         (self.key, self.keys, self.dir, self.settings)
     }
 
@@ -345,8 +244,7 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        use sqlx::Row;
-        sqlx::query(sql).fetch_one(&self.raw).await.unwrap().get(0)
+        self.test_db.count(sql).await
     }
 
     /// Waits until `sql` counts `n` (the outbox works asynchronously).
@@ -370,18 +268,7 @@ impl TestApp {
     /// (refused ones included) and is written by a periodic flush.
     pub async fn db_state(&self) -> BTreeMap<String, String> {
         use sqlx::Row;
-        let tables_sql = if is_postgres() {
-            "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'"
-        } else {
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
-        };
-        let tables: Vec<String> = sqlx::query(tables_sql)
-            .fetch_all(&self.raw)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
+        let tables = self.test_db.tables().await;
         assert!(tables.iter().any(|t| t == "audit_events"), "{tables:?}");
         let mut state = BTreeMap::new();
         for table in tables.into_iter().filter(|t| t != "token_usage") {
@@ -389,7 +276,7 @@ impl TestApp {
             state.insert(format!("rows in {table}"), n.to_string());
         }
         for row in sqlx::query("SELECT id, audit_seq, audit_head FROM workspaces")
-            .fetch_all(&self.raw)
+            .fetch_all(self.test_db.pool())
             .await
             .unwrap()
         {

@@ -1,10 +1,8 @@
-//! The benchmark command (`src/bin/bench`) at tiny sizes: it starts the
-//! server as a process of its own, loads it and writes its table between
-//! the markers of the file it is given. Nothing here asserts a timing.
+//! The benchmark command at tiny sizes: it starts the server as a process
+//! of its own, loads it and writes its table between the markers of the
+//! file it is given. Nothing here asserts a timing.
 
 use std::process::Command;
-
-use crate::support;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_bench");
 
@@ -28,10 +26,10 @@ fn quick_run_measures_every_row_and_replaces_only_its_section() {
     let before = "# Benchmarks\n\nThe note.\n\n<!-- bench:begin -->\nthe old table\n<!-- bench:end -->\n\nMore note.\n";
     std::fs::write(&out, before).unwrap();
     let mut command = bench(&out);
-    let backends = if support::is_postgres() {
+    let backends = if test_support::db::is_postgres() {
         command
             .arg("--postgres")
-            .arg(std::env::var(support::TEST_DB_ENV).unwrap());
+            .arg(std::env::var(test_support::db::TEST_DB_ENV).unwrap());
         2
     } else {
         1
@@ -59,6 +57,7 @@ fn quick_run_measures_every_row_and_replaces_only_its_section() {
         "alert of 10 unknown tokens",
         "alert of 20 unknown tokens",
         "alert revoking 5 tokens of one workspace",
+        "**H₀**: a bare actix-web handler, requests/s",
         "**H**: `GET /healthz` requests/s",
         "authenticated `GET /sources/{id}` requests/s",
         "alert to SMTP",

@@ -1,5 +1,7 @@
 //! Logging set-up and the helpers that keep secrets and addresses out of logs.
 
+mod json_lines;
+
 use tracing_subscriber::{filter::Targets, fmt, prelude::*};
 
 use crate::config::LogFormat;
@@ -10,7 +12,16 @@ const DEFAULT_LEVELS: &str = "info,sqlx=warn,actix_server=warn";
 /// It takes `level` and `target=level` directives, comma-separated (the
 /// `Targets` syntax: no span or field filters, which would cost a regex
 /// engine in every build for a feature nobody here uses).
-pub fn init(format: LogFormat) {
+///
+/// Lines are written to stderr by a thread of their own, so that a request
+/// never waits on a write to the log: keep the returned guard until the
+/// end, it flushes what is left. The writer blocks rather than drop lines
+/// when it falls behind: the log is the record of what happened.
+pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("leakguard-log")
+        .finish(std::io::stderr());
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .map(|text| text.parse::<Targets>().map_err(|e| (text, e)));
@@ -23,22 +34,19 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => registry
             .with(
                 fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .event_format(json_lines::JsonLines)
+                    .fmt_fields(json_lines::JsonMembers)
+                    .with_writer(writer),
             )
             .try_init(),
-        LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).try_init(),
     };
     // A second init (tests build many applications) is harmless.
     let _ = result;
     if let Some(Err((text, e))) = from_env {
         tracing::warn!("RUST_LOG={text:?} is not `level` or `target=level` directives ({e}); using {DEFAULT_LEVELS}");
     }
+    guard
 }
 
 /// `alice@example.com` → `a***@example.com`.

@@ -1,5 +1,5 @@
-//! A small SMTP server for the tests and the benchmark (`src/bin/bench`): a
-//! real TCP conversation on 127.0.0.1, enough ESMTP for lettre (no STARTTLS
+//! A small SMTP server for the tests and the benchmark: a real TCP
+//! conversation on 127.0.0.1, enough ESMTP for lettre (no STARTTLS
 //! offered, so opportunistic TLS falls back to plain text). It records every
 //! accepted message and has switches for the failures the outbox must
 //! survive: refusals at MAIL, RCPT or DATA, a mail server that stops
