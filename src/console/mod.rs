@@ -340,6 +340,60 @@ pub fn safe_next(next: Option<&str>) -> String {
 mod tests {
     use super::safe_next;
 
+    /// A colour of the stylesheet's `:root` (`--name: #rrggbb;`).
+    fn colour(name: &str) -> [f64; 3] {
+        let css = include_str!("static/console.css");
+        let marker = format!("--{name}: #");
+        let start = css.find(&marker).unwrap_or_else(|| panic!("--{name}")) + marker.len();
+        let hex = &css[start..start + 6];
+        let channel = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).unwrap();
+        [channel(0), channel(2), channel(4)].map(|c| f64::from(c) / 255.0)
+    }
+
+    /// WCAG 2's relative luminance and contrast ratio.
+    fn contrast(a: [f64; 3], b: [f64; 3]) -> f64 {
+        let luminance = |c: [f64; 3]| {
+            let l = c.map(|v| {
+                if v <= 0.03928 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
+            });
+            0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2]
+        };
+        let (x, y) = (luminance(a), luminance(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    /// Every pair of text and background the stylesheet uses reaches
+    /// WCAG AA for normal text (4.5:1).
+    #[test]
+    fn the_stylesheet_keeps_text_readable() {
+        let white = [1.0, 1.0, 1.0];
+        for (text, background) in [
+            ("text", "bg"),
+            ("text", "panel"),
+            ("text", "ok-bg"),
+            ("text", "warn-bg"),
+            ("text", "err-bg"),
+            ("muted", "bg"),
+            ("muted", "panel"),
+            ("link", "bg"),
+            ("link", "panel"),
+            ("link", "ok-bg"),
+            ("link", "warn-bg"),
+            ("ok-line", "bg"),
+        ] {
+            let ratio = contrast(colour(text), colour(background));
+            assert!(ratio >= 4.5, "{text} on {background}: {ratio:.2}");
+        }
+        for button in ["link", "err-line"] {
+            let ratio = contrast(white, colour(button));
+            assert!(ratio >= 4.5, "white on {button}: {ratio:.2}");
+        }
+    }
+
     #[test]
     fn next_paths_stay_in_the_console() {
         assert_eq!(

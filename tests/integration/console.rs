@@ -377,11 +377,10 @@ struct ConsoleTargets {
     raised_user: String,
 }
 
-fn console_case(
-    method: &str,
-    path: &str,
-    t: &ConsoleTargets,
-) -> Option<(&'static str, String, Vec<(&'static str, String)>)> {
+/// The least role, the concrete path and the form fields of one route.
+type ConsoleCase = (&'static str, String, Vec<(&'static str, String)>);
+
+fn console_case(method: &str, path: &str, t: &ConsoleTargets) -> Option<ConsoleCase> {
     let concrete = path
         .replace("{workspace}", &t.workspace)
         .replace("{alert}", &t.alert)
