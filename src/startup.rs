@@ -262,8 +262,10 @@ fn http_server(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Res
     Ok(server.run())
 }
 
-/// Every (method, path) the server answers: all of them must be in the
-/// OpenAPI document (the `openapi` integration test checks).
+/// Every (method, path) of the API and the operations routes: all of them
+/// must be in the OpenAPI document (the `openapi` integration test checks).
+/// The console's HTML pages (`console::endpoints()`) are no API and are not
+/// in it; its own role and isolation tests read that list.
 pub fn routes() -> Vec<(Method, &'static str)> {
     crate::operations::endpoints()
         .into_iter()
