@@ -41,6 +41,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Inspect and retry queued email.
     Outbox {
         #[command(subcommand)]
@@ -93,6 +98,19 @@ pub enum TokenCommand {
         /// The token's id (`GET /tokens`, or the id printed when it was made).
         #[arg(long, value_parser = domain::<TokenId>)]
         id: TokenId,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Print a one-time console sign-in link (for a first sign-in, or when
+    /// mail does not arrive). Valid for LEAKGUARD_SIGN_IN_LINK_SECS.
+    LoginLink {
+        #[arg(long, value_parser = domain::<Email>)]
+        email: Email,
+        /// The console page to open after sign-in.
+        #[arg(long, default_value = "/app")]
+        next: String,
     },
 }
 
@@ -282,9 +300,14 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 workspace.as_str()
             );
             let mut change = db.change(workspace.as_str()).await?;
-            let minted =
-                crate::token::mint(&mut change, &workspace, name, role, crate::audit::CLI_ACTOR)
-                    .await?;
+            let minted = crate::token::mint(
+                &mut change,
+                &workspace,
+                name,
+                role,
+                &crate::audit::Actor::cli(),
+            )
+            .await?;
             change.commit().await?;
             print_json(&serde_json::json!({
                 "token": minted.secret.expose(),
@@ -310,7 +333,7 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let revoked = crate::revocation::revoke_one(
                 &db,
                 &token,
-                crate::audit::CLI_ACTOR.to_string(),
+                crate::audit::Actor::cli(),
                 crate::revocation::REASON_OPERATOR,
             )
             .await?;
@@ -322,6 +345,22 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 } else {
                     "was already revoked"
                 }
+            );
+        }
+        Command::User {
+            command: UserCommand::LoginLink { email, next },
+        } => {
+            anyhow::ensure!(
+                !crate::db::users::with_email(&db, &email).await?.is_empty(),
+                "no workspace has a user with the address {}",
+                email.as_str()
+            );
+            let link = crate::console::sign_in::issue_link(&db, settings, &email, &next).await?;
+            println!("{link}");
+            eprintln!(
+                "valid once, for {} minute(s); it signs in as {}",
+                settings.sign_in_link_lifetime.as_secs().div_ceil(60),
+                email.as_str()
             );
         }
         Command::Outbox {

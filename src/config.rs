@@ -12,6 +12,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+use crate::client::TrustedProxies;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -47,8 +49,8 @@ pub struct Settings {
     /// handler starts reading it.
     pub body_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client; everyone else is
-    /// the client themselves.
-    pub trusted_proxies: Vec<IpNet>,
+    /// the client themselves (`crate::client`).
+    pub trusted_proxies: TrustedProxies,
     /// Failed Public API authentications one client address may make at
     /// once, and per second afterwards, before it gets 429 without a lookup.
     pub auth_failure_burst: u32,
@@ -84,6 +86,18 @@ pub struct Settings {
     /// Where checkpoints are appended (they are logged as well).
     pub audit_checkpoint_file: Option<PathBuf>,
     pub audit_checkpoint_interval: Duration,
+    /// How long a token's usage summary is kept.
+    pub usage_retention: Duration,
+    /// How long a console sign-in link stays valid.
+    pub sign_in_link_lifetime: Duration,
+    /// A console session ends after this long without a request…
+    pub session_idle_timeout: Duration,
+    /// …and after this long in any case.
+    pub session_absolute_timeout: Duration,
+    /// Sign-in emails one address may ask for per hour.
+    pub sign_in_per_address_per_hour: u32,
+    /// Sign-in emails one client address may ask for per hour.
+    pub sign_in_per_client_per_hour: u32,
 }
 
 /// One line per bad setting, each naming the variable.
@@ -147,7 +161,7 @@ impl Settings {
                 .positive("ALERT_BODIES_MAX_BYTES_PER_CLIENT", 16 * 1024 * 1024),
             client_header_timeout: p.seconds("CLIENT_HEADER_TIMEOUT_SECS", 5.0),
             body_timeout: p.seconds("BODY_TIMEOUT_SECS", 10.0),
-            trusted_proxies: p.networks("TRUSTED_PROXIES"),
+            trusted_proxies: TrustedProxies::new(p.networks("TRUSTED_PROXIES")),
             auth_failure_burst: p.positive("AUTH_FAILURE_BURST", 30),
             auth_failure_per_second: p.parse("AUTH_FAILURE_PER_SECOND", "1", "a number"),
             metrics_bind: p.optional_parse("METRICS_BIND", "a socket address like 0.0.0.0:9090"),
@@ -169,6 +183,12 @@ impl Settings {
             audit_checkpoint_key: p.optional("AUDIT_CHECKPOINT_KEY").map(PathBuf::from),
             audit_checkpoint_file: p.optional("AUDIT_CHECKPOINT_FILE").map(PathBuf::from),
             audit_checkpoint_interval: p.seconds("AUDIT_CHECKPOINT_SECS", 60.0),
+            usage_retention: p.days("USAGE_RETENTION_DAYS", 90),
+            sign_in_link_lifetime: p.seconds("SIGN_IN_LINK_SECS", 900.0),
+            session_idle_timeout: p.seconds("SESSION_IDLE_SECS", 1800.0),
+            session_absolute_timeout: p.seconds("SESSION_MAX_SECS", 43_200.0),
+            sign_in_per_address_per_hour: p.positive("SIGN_IN_PER_ADDRESS_PER_HOUR", 5),
+            sign_in_per_client_per_hour: p.positive("SIGN_IN_PER_CLIENT_PER_HOUR", 30),
         };
         p.check_database_url(&settings.database_url);
         p.check_smtp(&settings);
@@ -247,6 +267,12 @@ const KNOWN_KEYS: &[&str] = &[
     "AUDIT_CHECKPOINT_KEY",
     "AUDIT_CHECKPOINT_FILE",
     "AUDIT_CHECKPOINT_SECS",
+    "USAGE_RETENTION_DAYS",
+    "SIGN_IN_LINK_SECS",
+    "SESSION_IDLE_SECS",
+    "SESSION_MAX_SECS",
+    "SIGN_IN_PER_ADDRESS_PER_HOUR",
+    "SIGN_IN_PER_CLIENT_PER_HOUR",
 ];
 
 fn parse_toml(path: &str, text: &str) -> Result<BTreeMap<String, String>, SettingsError> {
@@ -373,6 +399,18 @@ impl Parser<'_> {
             return Duration::from_secs_f64(default);
         }
         Duration::from_secs_f64(v)
+    }
+
+    /// A whole number of days, from 1 to ten years.
+    fn days(&mut self, key: &str, default: u32) -> Duration {
+        let v: u32 = self.positive(key, default);
+        if v > 3650 {
+            self.errors.push(format!(
+                "{ENV_PREFIX}{key}: must be at most 3650 days, got {v}"
+            ));
+            return Duration::from_secs(u64::from(default) * 86_400);
+        }
+        Duration::from_secs(u64::from(v) * 86_400)
     }
 
     fn url(&mut self, key: &str, default: &str) -> String {

@@ -15,6 +15,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::api::{
     self, body::BodyBudget, error::ApiError, last_used::LastUsed, rate_limit::RateLimiter,
+    usage::Usage,
 };
 use crate::audit::checkpoints::Checkpointer;
 use crate::config::Settings;
@@ -54,6 +55,7 @@ impl Application {
     pub async fn build_with_db(settings: Settings, db: Db) -> anyhow::Result<Application> {
         let metrics = Arc::new(Metrics::new());
         let wake = Arc::new(Notify::new());
+        let urgent_mail = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let keys = Arc::new(KeyStore::new(
             settings.github_keys_url.clone(),
             settings.github_token.clone(),
@@ -71,6 +73,7 @@ impl Application {
             db.clone(),
             transport,
             wake.clone(),
+            urgent_mail.clone(),
             metrics.clone(),
         )?;
 
@@ -100,7 +103,12 @@ impl Application {
             None => None,
         };
         let state = web::Data::new(AppState {
-            notifier: Notifier::new(settings.public_url.clone(), wake, metrics.clone()),
+            notifier: Notifier::new(
+                settings.public_url.clone(),
+                wake,
+                urgent_mail,
+                metrics.clone(),
+            ),
             rate_limiter: RateLimiter::new(
                 settings.rate_limit_burst,
                 settings.rate_limit_per_second,
@@ -109,7 +117,9 @@ impl Application {
                 settings.auth_failure_burst,
                 settings.auth_failure_per_second,
             ),
+            sign_in_limits: crate::console::sign_in::SignInLimits::new(&settings),
             last_used: LastUsed::default(),
+            usage: Usage::default(),
             alert_bodies: BodyBudget::new(
                 settings.alert_bodies_max_bytes,
                 settings.alert_bodies_max_bytes_per_client,
@@ -129,7 +139,7 @@ impl Application {
             recorder_task,
             lookup_task,
             tokio::spawn(worker.run(shutdown_rx.clone())),
-            tokio::spawn(flush_last_used(state.clone(), shutdown_rx.clone())),
+            tokio::spawn(flush_usage(state.clone(), shutdown_rx.clone())),
             tokio::spawn(refresh_keys(state.clone(), shutdown_rx.clone())),
         ];
         if let Some(checkpointer) = checkpointer {
@@ -170,9 +180,7 @@ impl Application {
         for task in self.background {
             let _ = task.await;
         }
-        if let Err(e) = self.state.last_used.flush(&self.state.db).await {
-            tracing::warn!(error = %e, "could not flush last-used times");
-        }
+        flush_use(&self.state).await;
         self.state.db.close().await;
         tracing::info!("stopped");
         Ok(result?)
@@ -206,15 +214,56 @@ async fn wait_for_signal() {
     }
 }
 
-async fn flush_last_used(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+/// How often what tokens' uses leave in memory (`last_used`, `usage`) is
+/// written.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(15);
+/// How often expired usage rows, sign-in links and sessions are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Writes tokens' last-used times and usage summaries every
+/// `FLUSH_INTERVAL`, and prunes what has expired every `PRUNE_INTERVAL`
+/// (the first time right at start).
+async fn flush_usage(state: web::Data<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut next_prune = std::time::Instant::now();
     loop {
+        if std::time::Instant::now() >= next_prune {
+            prune_expired(&state).await;
+            next_prune = std::time::Instant::now() + PRUNE_INTERVAL;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+            _ = tokio::time::sleep(FLUSH_INTERVAL) => {}
             _ = shutdown.changed() => return,
         }
-        if let Err(e) = state.last_used.flush(&state.db).await {
-            tracing::warn!(error = %e, "could not flush last-used times");
-        }
+        flush_use(&state).await;
+    }
+}
+
+async fn flush_use(state: &AppState) {
+    if let Err(e) = state.last_used.flush(&state.db).await {
+        tracing::warn!(error = %e, "could not flush last-used times");
+    }
+    if let Err(e) = state.usage.flush(&state.db).await {
+        tracing::warn!(error = %e, "could not flush token usage");
+    }
+}
+
+async fn prune_expired(state: &AppState) {
+    let now = crate::time::now_micros();
+    let before = now - state.settings.usage_retention.as_micros() as i64;
+    match crate::db::token_usage::prune(&state.db, before).await {
+        Ok(n) if n > 0 => tracing::info!(rows = n, "pruned token usage past its retention"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not prune token usage"),
+    }
+    let idle_before = now - state.settings.session_idle_timeout.as_micros() as i64;
+    let pruned = crate::db::console::prune(
+        &state.db,
+        crate::time::Timestamp(now),
+        crate::time::Timestamp(idle_before),
+    )
+    .await;
+    if let Err(e) = pruned {
+        tracing::warn!(error = %e, "could not prune expired console sessions and sign-in links");
     }
 }
 
@@ -252,6 +301,7 @@ fn http_server(
             .app_data(metrics_listener.clone())
             .app_data(web::QueryConfig::default().error_handler(api::error::query_error_handler))
             .configure(|cfg| api::register(cfg, crate::operations::endpoints()))
+            .service(crate::console::scope())
             .service(
                 web::scope("")
                     .wrap(from_fn(api::conventions))
@@ -276,8 +326,10 @@ fn http_server(
 /// The local address of the metrics listener, if there is one.
 pub struct MetricsListener(pub Option<std::net::SocketAddr>);
 
-/// Every (method, path) the server answers: all of them must be in the
-/// OpenAPI document (the `openapi` integration test checks).
+/// Every (method, path) of the API and the operations routes: all of them
+/// must be in the OpenAPI document (the `openapi` integration test checks).
+/// The console's HTML pages (`console::endpoints()`) are no API and are not
+/// in it; its own role and isolation tests read that list.
 pub fn routes() -> Vec<(Method, &'static str)> {
     crate::operations::endpoints()
         .into_iter()

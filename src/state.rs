@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::api::{body::BodyBudget, last_used::LastUsed, rate_limit::RateLimiter};
+use crate::api::{body::BodyBudget, last_used::LastUsed, rate_limit::RateLimiter, usage::Usage};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::metrics::Metrics;
@@ -27,4 +27,6 @@ pub struct AppState {
     pub alert_recorder: AlertRecorder,
     pub token_lookup: TokenLookup,
     pub readiness: crate::operations::Readiness,
+    pub usage: Usage,
+    pub sign_in_limits: crate::console::sign_in::SignInLimits,
 }

@@ -15,7 +15,10 @@ use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
-use crate::client_address::client_address;
+
+use super::usage::TokenUse;
+use crate::audit::Actor;
+use crate::client::Client;
 use crate::domain::{TokenId, WorkspaceId};
 use crate::state::AppState;
 use crate::token::PublicToken;
@@ -28,6 +31,7 @@ pub struct Caller {
     pub token_id: TokenId,
     pub workspace_id: WorkspaceId,
     pub role: Role,
+    pub client: Client,
 }
 
 impl Caller {
@@ -44,9 +48,9 @@ impl Caller {
         }
     }
 
-    /// The actor recorded in the audit trail.
-    pub fn actor(&self) -> String {
-        crate::audit::token_actor(&self.token_id)
+    /// The actor recorded in the audit trail: this token, from this client.
+    pub fn actor(&self) -> Actor {
+        Actor::token(&self.token_id, self.client.clone())
     }
 }
 
@@ -61,10 +65,9 @@ impl FromRequest for Caller {
                 .app_data::<web::Data<AppState>>()
                 .expect("AppState is registered")
                 .clone();
-            let client = client_address(&req, &state.settings.trusted_proxies)
-                .map(|ip| ip.to_string())
-                .unwrap_or_default();
-            let failures = state.auth_failures.peek(&client);
+            let client = Client::of(&req, &state.settings.trusted_proxies);
+            let address = client.address.clone().unwrap_or_default();
+            let failures = state.auth_failures.peek(&address);
             if !failures.allowed {
                 return Err(ApiError::RateLimited {
                     message: format!(
@@ -74,10 +77,10 @@ impl FromRequest for Caller {
                     retry_after_secs: failures.reset_secs,
                 });
             }
-            let caller = match authenticate(&req, &state).await {
+            let caller = match authenticate(&req, &state, client).await {
                 Ok(caller) => caller,
                 Err(e @ ApiError::Unauthorized(_)) => {
-                    state.auth_failures.take(&client);
+                    state.auth_failures.take(&address);
                     return Err(e);
                 }
                 Err(e) => return Err(e),
@@ -104,7 +107,11 @@ impl FromRequest for Caller {
     }
 }
 
-async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, ApiError> {
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    client: Client,
+) -> Result<Caller, ApiError> {
     let header = super::single_header(req, "Authorization")
         .map_err(ApiError::Unauthorized)?
         .ok_or_else(|| {
@@ -135,6 +142,13 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
     ) {
         return Err(ApiError::Unauthorized("unknown token".into()));
     }
+    // Counted in the token's usage summary, refused uses of a revoked token
+    // included: someone still trying a leaked token is worth knowing.
+    req.extensions_mut().insert(TokenUse {
+        token_id: record.id.clone(),
+        workspace_id: record.workspace_id.clone(),
+        client: client.clone(),
+    });
     if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
@@ -142,5 +156,6 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Caller, Api
         token_id: record.id,
         workspace_id: record.workspace_id,
         role: record.role,
+        client,
     })
 }

@@ -16,6 +16,7 @@ pub mod rate_limit;
 pub mod settings;
 pub mod sources;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod validate;
 pub mod workspace;
@@ -70,6 +71,19 @@ impl Endpoint {
 /// methods of every endpoint on it, and its pattern for the request
 /// metrics and the access log.
 pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
+    register_under(cfg, "", endpoints, |method, allow| {
+        ApiError::MethodNotAllowed { method, allow }.into()
+    });
+}
+
+/// As `register`, inside a scope at `prefix` (whose endpoints' paths start
+/// with it); `not_allowed(method, allow)` answers a method a path lacks.
+pub fn register_under(
+    cfg: &mut web::ServiceConfig,
+    prefix: &'static str,
+    endpoints: Vec<Endpoint>,
+    not_allowed: fn(String, String) -> actix_web::Error,
+) {
     let mut paths: Vec<(&'static str, Vec<Endpoint>)> = Vec::new();
     for e in endpoints {
         match paths.iter_mut().find(|(path, _)| *path == e.path) {
@@ -83,13 +97,11 @@ pub fn register(cfg: &mut web::ServiceConfig, endpoints: Vec<Endpoint>) {
             .map(|e| e.method.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let resource = web::resource(path)
+        let relative = &path[prefix.len()..];
+        let resource = web::resource(relative)
             .app_data(crate::middleware::RoutePattern(path))
             .default_service(web::to(move |req: HttpRequest| {
-                let error = ApiError::MethodNotAllowed {
-                    method: req.method().to_string(),
-                    allow: allow.clone(),
-                };
+                let error = not_allowed(req.method().to_string(), allow.clone());
                 async move { Err::<HttpResponse, _>(error) }
             }));
         cfg.service(
@@ -261,6 +273,25 @@ pub async fn conventions(
             .map_into_right_body());
     };
     let mut res = next.call(req).await?;
+    let token_use = res.request().extensions().get::<usage::TokenUse>().cloned();
+    if let (Some(token_use), Some(state)) = (
+        token_use,
+        res.request()
+            .app_data::<web::Data<crate::state::AppState>>(),
+    ) {
+        // Set by the route that answered (`register`).
+        let route = match res.request().app_data::<crate::middleware::RoutePattern>() {
+            Some(crate::middleware::RoutePattern("")) => "/",
+            Some(crate::middleware::RoutePattern(pattern)) => pattern,
+            None => "unmatched",
+        };
+        state.usage.record(
+            &token_use,
+            crate::middleware::method_label(res.request().method()),
+            route,
+            res.status().as_u16(),
+        );
+    }
     let status = res.request().extensions().get::<RateLimitStatus>().copied();
     let headers = res.headers_mut();
     if let Some(s) = status {

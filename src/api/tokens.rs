@@ -15,7 +15,6 @@ use crate::db::tokens::{self, Token};
 use crate::domain::{Name, TokenId};
 use crate::revocation;
 use crate::state::AppState;
-use crate::time::Timestamp;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -29,8 +28,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 /// A token as the API shows it: never its hash or plaintext, and its last
 /// use including uses not yet flushed to the database.
 fn view(mut token: Token, state: &AppState) -> Token {
-    let pending = state.last_used.pending(token.id.as_str()).map(Timestamp);
-    token.last_used_at = token.last_used_at.max(pending);
+    token.last_used_at = state.last_used.latest(&token);
     token
 }
 

@@ -11,7 +11,7 @@ use super::error::{ApiError, OnUniqueViolation};
 use super::pagination::PageRequest;
 use super::validate::Fields;
 use super::{path_id, Endpoint};
-use crate::audit::NewEvent;
+use crate::audit::{Actor, NewEvent};
 use crate::db::users::{self, User};
 use crate::db::{Change, Conn};
 use crate::domain::{Email, Name, UserId, WorkspaceId};
@@ -28,15 +28,15 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-fn event(
+pub fn event(
     event_type: &'static str,
-    actor: &str,
+    actor: &Actor,
     user: &User,
     details: serde_json::Value,
 ) -> NewEvent {
     NewEvent {
         event_type,
-        actor: actor.to_string(),
+        actor: actor.clone(),
         resource_id: user.id.to_string(),
         resource_type: "user",
         resource_name: user.email.to_string(),
@@ -52,7 +52,7 @@ pub async fn add_user(
     email: Email,
     name: Name,
     role: Role,
-    actor: &str,
+    actor: &Actor,
 ) -> crate::db::Result<User> {
     let now = Timestamp(change.at());
     let user = User {
@@ -160,12 +160,38 @@ pub async fn update(
     let name = fields.optional::<Name>("name");
     fields.require_any(&["role", "name"]);
     fields.finish()?;
+    let id: UserId = path_id(&path, "user")?;
+    let user = modify_user(
+        &state.db,
+        &caller.workspace_id,
+        &id,
+        role,
+        name,
+        &caller.actor(),
+    )
+    .await?;
+    Ok(super::data(json!({ "user": user })))
+}
+
+/// Changes a user's role and name (each when given), with its `User
+/// Modified` event; 404 for a user not in the workspace, 409 for demoting
+/// its last owner.
+pub async fn modify_user(
+    db: &crate::db::Db,
+    workspace_id: &WorkspaceId,
+    id: &UserId,
+    role: Option<Role>,
+    name: Option<Name>,
+    actor: &Actor,
+) -> Result<User, ApiError> {
     // Two concurrent demotions or removals must not both see a second owner.
-    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let mut found = find(&mut change, &caller, &path).await?;
+    let mut change = db.change(workspace_id.as_str()).await?;
+    let mut found = users::find(&mut change, workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     if found.role == Role::Owner
         && role.is_some_and(|r| r != Role::Owner)
-        && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
+        && users::count_owners(&mut change, workspace_id).await? <= 1
     {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner; promote another user first".into(),
@@ -178,12 +204,12 @@ pub async fn update(
     users::update(&mut change, &found).await?;
     change.record(event(
         "User Modified",
-        &caller.actor(),
+        actor,
         &found,
         json!({ "previousRole": before, "role": found.role, "name": found.name }),
     ));
     change.commit().await?;
-    Ok(super::data(json!({ "user": found })))
+    Ok(found)
 }
 
 #[utoipa::path(delete, path = "/users/{id}", tag = "Users", params(("id" = String, Path)),
@@ -195,18 +221,31 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Owner)?;
+    let id: UserId = path_id(&path, "user")?;
+    remove_user(&state.db, &caller.workspace_id, &id, &caller.actor()).await?;
+    Ok(super::deleted())
+}
+
+/// Removes a user, with its `User Removed` event; 404 for a user not in
+/// the workspace, 409 for its last owner.
+pub async fn remove_user(
+    db: &crate::db::Db,
+    workspace_id: &WorkspaceId,
+    id: &UserId,
+    actor: &Actor,
+) -> Result<User, ApiError> {
     // Two concurrent demotions or removals must not both see a second owner.
-    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let found = find(&mut change, &caller, &path).await?;
-    if found.role == Role::Owner
-        && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
-    {
+    let mut change = db.change(workspace_id.as_str()).await?;
+    let found = users::find(&mut change, workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if found.role == Role::Owner && users::count_owners(&mut change, workspace_id).await? <= 1 {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner and cannot be removed".into(),
         ));
     }
     users::delete(&mut change, &found.id).await?;
-    change.record(event("User Removed", &caller.actor(), &found, json!({})));
+    change.record(event("User Removed", actor, &found, json!({})));
     change.commit().await?;
-    Ok(super::deleted())
+    Ok(found)
 }

@@ -15,6 +15,7 @@ pub mod checkpoints;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::client::Client;
 use crate::db::audit_events::{self, StoredEvent};
 use crate::db::{Db, Tx};
 use crate::id::new_id;
@@ -29,11 +30,54 @@ pub fn token_actor(token_id: &impl std::fmt::Display) -> String {
 }
 pub const GITHUB_ACTOR: &str = "github-secret-scanning";
 pub const CLI_ACTOR: &str = "cli";
+pub const CONSOLE_USER_ACTOR_PREFIX: &str = "console-user/";
+
+/// Who did something, and from where: every audit event records both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `public-api-token/<id>`, `console-user/<id>`, `github-secret-scanning`, `cli`.
+    pub id: String,
+    pub client: Client,
+}
+
+impl Actor {
+    /// A Public API token, calling from `client`.
+    pub fn token(token_id: &impl std::fmt::Display, client: Client) -> Actor {
+        Actor {
+            id: token_actor(token_id),
+            client,
+        }
+    }
+
+    /// A person signed in to the console.
+    pub fn console_user(user_id: &impl std::fmt::Display, client: Client) -> Actor {
+        Actor {
+            id: format!("{CONSOLE_USER_ACTOR_PREFIX}{user_id}"),
+            client,
+        }
+    }
+
+    /// GitHub's secret scanning, posting an alert from `client`.
+    pub fn github(client: Client) -> Actor {
+        Actor {
+            id: GITHUB_ACTOR.to_string(),
+            client,
+        }
+    }
+
+    /// An operator at this host's command line.
+    pub fn cli() -> Actor {
+        Actor {
+            id: CLI_ACTOR.to_string(),
+            client: Client::cli(),
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub event_type: &'static str,
-    pub actor: String,
+    pub actor: Actor,
     pub resource_id: String,
     pub resource_type: &'static str,
     pub resource_name: String,
@@ -90,7 +134,9 @@ pub async fn append(
             id: new_id(),
             occurred_at,
             event_type: event.event_type.to_string(),
-            actor: event.actor,
+            actor: event.actor.id,
+            client_address: event.actor.client.address,
+            user_agent: event.actor.client.user_agent,
             resource_id: event.resource_id,
             resource_type: event.resource_type.to_string(),
             resource_name: event.resource_name,
@@ -108,9 +154,14 @@ pub async fn append(
 }
 
 /// The hash of an event, over its fields and the previous event's hash.
+///
+/// The client's address and user agent were added later: an event that has
+/// neither hashes exactly as events did before them, so existing chains
+/// keep verifying; an event that has either hashes both, and removing them
+/// from such an event breaks its hash.
 pub fn chain_hash(e: &StoredEvent) -> String {
     // A JSON array is an unambiguous encoding of the fields.
-    let canonical = serde_json::json!([
+    let mut canonical = serde_json::json!([
         e.prev_hash,
         e.workspace_id,
         e.seq,
@@ -123,6 +174,11 @@ pub fn chain_hash(e: &StoredEvent) -> String {
         e.resource_name,
         e.details
     ]);
+    if e.client_address.is_some() || e.user_agent.is_some() {
+        let fields = canonical.as_array_mut().expect("built as an array");
+        fields.push(e.client_address.clone().into());
+        fields.push(e.user_agent.clone().into());
+    }
     crate::token::sha256_hex(canonical.to_string().as_bytes())
 }
 
@@ -166,6 +222,17 @@ pub async fn verify(db: &Db) -> crate::db::Result<(usize, Vec<ChainBreak>)> {
         }
     }
     Ok((heads.len(), breaks))
+}
+
+/// Re-derives one workspace's chain: None when it verifies.
+pub async fn verify_one(
+    db: &Db,
+    workspace_id: &crate::domain::WorkspaceId,
+) -> crate::db::Result<Option<ChainBreak>> {
+    match audit_events::head(db, workspace_id).await? {
+        Some(head) => verify_workspace(db, &head).await,
+        None => Ok(None),
+    }
 }
 
 async fn verify_workspace(
@@ -244,5 +311,57 @@ pub async fn walk(
                 hash: event.hash,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(client_address: Option<&str>, user_agent: Option<&str>) -> StoredEvent {
+        StoredEvent {
+            workspace_id: "ws".into(),
+            seq: 1,
+            id: "ev".into(),
+            occurred_at: 1_700_000_000_000_000,
+            event_type: "Token Created".into(),
+            actor: "cli".into(),
+            resource_id: "tok".into(),
+            resource_type: "token".into(),
+            resource_name: "ci".into(),
+            details: r#"{"role":"owner"}"#.into(),
+            client_address: client_address.map(str::to_string),
+            user_agent: user_agent.map(str::to_string),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// Events recorded before client addresses existed must keep their
+    /// hashes: the canonical form without a client is the original one,
+    /// written out here as it was.
+    #[test]
+    fn an_event_without_a_client_hashes_as_before() {
+        let original = r#"["","ws",1,"ev",1700000000000000,"Token Created","cli","tok","token","ci","{\"role\":\"owner\"}"]"#;
+        assert_eq!(
+            chain_hash(&event(None, None)),
+            crate::token::sha256_hex(original.as_bytes())
+        );
+    }
+
+    #[test]
+    fn the_client_is_covered_by_the_hash() {
+        let with_client = chain_hash(&event(Some("203.0.113.9"), Some("curl/8")));
+        assert_ne!(with_client, chain_hash(&event(None, None)));
+        assert_ne!(
+            with_client,
+            chain_hash(&event(Some("203.0.113.10"), Some("curl/8")))
+        );
+        assert_ne!(with_client, chain_hash(&event(Some("203.0.113.9"), None)));
+        // Moving a value from one field to the other changes the hash too.
+        assert_ne!(
+            chain_hash(&event(Some("x"), None)),
+            chain_hash(&event(None, Some("x")))
+        );
     }
 }

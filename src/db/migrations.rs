@@ -26,6 +26,12 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../../migrations/postgres/0003_readiness_probe.sql"),
     },
     EmbeddedMigration {
+        version: 10,
+        description: "leak response",
+        sqlite: include_str!("../../migrations/sqlite/0010_leak_response.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_leak_response.sql"),
+    },
+    EmbeddedMigration {
         version: 20,
         description: "github key fetches",
         sqlite: include_str!("../../migrations/sqlite/0020_github_key_fetches.sql"),

@@ -21,11 +21,13 @@ mod sqlite_readers;
 pub mod alerts;
 pub mod audit_events;
 pub mod batches;
+pub mod console;
 pub mod destinations;
 pub mod key_sets;
 pub mod outbox;
 pub mod pagination;
 pub mod sources;
+pub mod token_usage;
 pub mod tokens;
 pub mod users;
 pub mod workspaces;
@@ -435,6 +437,16 @@ impl<'a> From<&'a mut Tx> for Conn<'a> {
 impl<'a> From<&'a mut Change> for Conn<'a> {
     fn from(change: &'a mut Change) -> Conn<'a> {
         Conn::Tx(change)
+    }
+}
+
+/// A reborrow, so that a function holding a `Conn` can pass it on.
+impl<'a, 'b: 'a> From<&'a mut Conn<'b>> for Conn<'a> {
+    fn from(conn: &'a mut Conn<'b>) -> Conn<'a> {
+        match conn {
+            Conn::Db(db) => Conn::Db(db),
+            Conn::Tx(tx) => Conn::Tx(tx),
+        }
     }
 }
 

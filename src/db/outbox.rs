@@ -19,6 +19,7 @@ use super::{Db, FromRow, Result, Row, Tx};
 use crate::args;
 use crate::id::new_id;
 use crate::notify::templates::Rendered;
+use crate::notify::Priority;
 use crate::time::now_micros;
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,8 @@ pub struct ClaimedMessage {
     pub body_text: String,
     pub body_html: String,
     pub attempts: i64,
+    pub priority: i64,
+    pub due_at: i64,
 }
 
 impl FromRow for ClaimedMessage {
@@ -42,6 +45,8 @@ impl FromRow for ClaimedMessage {
             body_text: row.text("body_text")?,
             body_html: row.text("body_html")?,
             attempts: row.int("attempts")?,
+            priority: row.int("priority")?,
+            due_at: row.int("next_attempt_at")?,
         })
     }
 }
@@ -52,14 +57,15 @@ pub async fn enqueue(
     workspace_id: &str,
     recipient: &str,
     message_id: &str,
+    priority: Priority,
     rendered: &Rendered,
 ) -> Result<bool> {
     let now = now_micros();
     let inserted = tx
         .execute(
             "INSERT INTO outbox (id, message_id, workspace_id, recipient, subject, body_text,
-                 body_html, created_at, next_attempt_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 body_html, created_at, next_attempt_at, priority)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)
              ON CONFLICT (message_id) DO NOTHING",
             args![
                 new_id(),
@@ -69,18 +75,23 @@ pub async fn enqueue(
                 rendered.subject,
                 rendered.text,
                 rendered.html,
-                now
+                now,
+                priority as i64
             ],
         )
         .await?;
     Ok(inserted == 1)
 }
 
+/// Claims up to `limit` due messages of at most `max_priority`, highest
+/// priority (lowest number) first, then oldest due first; returned in that
+/// order.
 pub async fn claim(
     db: &Db,
     worker: &str,
     lease: Duration,
     limit: i64,
+    max_priority: Priority,
 ) -> Result<Vec<ClaimedMessage>> {
     let now = now_micros();
     let sql = format!(
@@ -88,17 +99,28 @@ pub async fn claim(
          WHERE id IN (
              SELECT id FROM outbox
              WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= $3
-               AND (locked_until IS NULL OR locked_until < $3)
-             ORDER BY next_attempt_at
+               AND (locked_until IS NULL OR locked_until < $3) AND priority <= $5
+             ORDER BY priority, next_attempt_at
              LIMIT $4 {})
-         RETURNING id, message_id, recipient, subject, body_text, body_html, attempts",
+         RETURNING id, message_id, recipient, subject, body_text, body_html, attempts, priority,
+             next_attempt_at",
         db.skip_locked()
     );
-    db.execute_returning(
-        &sql,
-        args![now + lease.as_micros() as i64, worker, now, limit],
-    )
-    .await
+    let mut claimed: Vec<ClaimedMessage> = db
+        .execute_returning(
+            &sql,
+            args![
+                now + lease.as_micros() as i64,
+                worker,
+                now,
+                limit,
+                max_priority as i64
+            ],
+        )
+        .await?;
+    // RETURNING gives no order.
+    claimed.sort_by_key(|m| (m.priority, m.due_at));
+    Ok(claimed)
 }
 
 /// Extends `worker`'s lease on a message to `lease` from now, right before

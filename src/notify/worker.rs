@@ -2,6 +2,7 @@
 //! It wakes as soon as a transaction enqueues mail; polling is the fallback
 //! (and how other replicas' mail is picked up).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use lettre::message::Mailbox;
 use tokio::sync::{watch, Notify};
 
 use super::transport::{SendError, Transport};
+use super::Priority;
 use crate::config::Settings;
 use crate::db::outbox::{self, ClaimedMessage};
 use crate::db::Db;
@@ -27,6 +29,8 @@ pub struct Worker {
     /// How long one send may take (LEAKGUARD_SMTP_TIMEOUT_SECS).
     send_timeout: Duration,
     wake: Arc<Notify>,
+    /// Set when sign-in mail was queued (`Notifier::send_sign_in_link`).
+    urgent: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 }
 
@@ -38,6 +42,7 @@ impl Worker {
         db: Db,
         transport: Transport,
         wake: Arc<Notify>,
+        urgent: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Worker> {
         Ok(Worker {
@@ -51,6 +56,7 @@ impl Worker {
             lease: settings.outbox_lease,
             send_timeout: settings.smtp_timeout,
             wake,
+            urgent,
             metrics,
         })
     }
@@ -63,19 +69,21 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
-            // Taken before the claim: the database's lease ends no sooner.
-            let lease_until = std::time::Instant::now() + self.lease;
-            let claimed = match outbox::claim(&self.db, &self.id, self.lease, BATCH).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox claim failed; retrying after the poll interval");
-                    Vec::new()
-                }
-            };
+            // Anything queued as urgent from here on is in this claim.
+            self.urgent.store(false, Ordering::SeqCst);
+            let (claimed, lease_until) = self.claim(Priority::Notification).await;
             let full_batch = claimed.len() as i64 == BATCH;
             for message in &claimed {
                 if *shutdown.borrow() {
                     break;
+                }
+                // Sign-in mail queued while this batch is being sent goes
+                // before the rest of it: a person is waiting for it.
+                if self.urgent.swap(false, Ordering::SeqCst) {
+                    let (urgent, urgent_lease) = self.claim(Priority::SignIn).await;
+                    for message in &urgent {
+                        self.deliver(message, urgent_lease).await;
+                    }
                 }
                 self.deliver(message, lease_until).await;
             }
@@ -99,6 +107,19 @@ impl Worker {
             }
         }
         tracing::info!(worker = %self.id, "outbox worker stopped");
+    }
+
+    /// Claims a batch; with it, when its lease ends at the earliest (taken
+    /// before the claim: the database's lease ends no sooner).
+    async fn claim(&self, max_priority: Priority) -> (Vec<ClaimedMessage>, std::time::Instant) {
+        let lease_until = std::time::Instant::now() + self.lease;
+        match outbox::claim(&self.db, &self.id, self.lease, BATCH, max_priority).await {
+            Ok(c) => (c, lease_until),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox claim failed; retrying after the poll interval");
+                (Vec::new(), lease_until)
+            }
+        }
     }
 
     async fn deliver(&self, message: &ClaimedMessage, lease_until: std::time::Instant) {

@@ -12,7 +12,6 @@ use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
 use crate::api::body::{declared_length, read_limited, Limits};
 use crate::api::error::ApiError;
 use crate::api::single_header;
-use crate::client_address::client_address;
 use crate::db::alerts::AlertRecord;
 use crate::db::tokens::Token;
 use crate::domain::TokenHash;
@@ -101,9 +100,11 @@ async fn handle(
             ))
         }
     };
-    let client = client_address(req, &settings.trusted_proxies)
+    let address = settings
+        .trusted_proxies
+        .address_of(req)
         .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let mut reservation = state.alert_bodies.reserve(client, declared.unwrap_or(0))?;
+    let mut reservation = state.alert_bodies.reserve(address, declared.unwrap_or(0))?;
     let limits = Limits {
         max_bytes: settings.max_alert_bytes,
         timeout: settings.body_timeout,
@@ -120,7 +121,8 @@ async fn handle(
         ApiError::Validation(vec![crate::api::error::FieldError::new("body", message)])
     })?;
 
-    let feedback = process(state, &key_id, reported).await?;
+    let client = crate::client::Client::of(req, &state.settings.trusted_proxies);
+    let feedback = process(state, &key_id, reported, &client).await?;
     Ok(HttpResponse::Ok().json(feedback))
 }
 
@@ -129,6 +131,7 @@ async fn process(
     state: &AppState,
     key_id: &str,
     reported: Vec<alert::ReportedToken>,
+    client: &crate::client::Client,
 ) -> Result<Vec<Feedback>, ApiError> {
     let total = reported.len();
     // A duplicate within one batch counts once.
@@ -183,10 +186,11 @@ async fn process(
         state.alert_recorder.record(&leak).await?;
         revocation::LeakOutcome {
             revoked: 0,
+            created_revoked: 0,
             emails_queued: 0,
         }
     } else {
-        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches)
+        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches, client)
             .await
             .map_err(|e| match e.downcast::<crate::db::Error>() {
                 Ok(db) => ApiError::from(db),
@@ -194,7 +198,10 @@ async fn process(
             })?
     };
     state.notifier.queued(outcome.emails_queued);
-    state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
+    state
+        .metrics
+        .tokens_revoked
+        .inc_by((outcome.revoked + outcome.created_revoked) as u64);
     // Token ids (not secrets) let an operator re-apply revocations that a
     // restore from an older backup would undo; capped for huge batches.
     let token_ids: Vec<&str> = matches
@@ -208,6 +215,7 @@ async fn process(
         matched = matches.len(),
         token_ids = %token_ids.join(","),
         revoked = outcome.revoked,
+        created_revoked = outcome.created_revoked,
         emails = outcome.emails_queued,
         "alert processed"
     );

@@ -85,10 +85,14 @@ async fn a_leaked_tokens_actions_and_revocation_are_all_in_the_trail() {
     assert_eq!(revoked["resourceType"], "token");
     assert_eq!(revoked["resourceId"], leaked_id.as_str());
     assert_eq!(revoked["resourceName"], "laptop");
+    // The alert's sender: GitHub in production, this test here.
+    assert_eq!(revoked["clientAddress"], "127.0.0.1");
     let expected_resources = [id(&hook), id(&hook), id(&web), id(&api), id(&web)];
     for (event, resource) in events[1..].iter().zip(&expected_resources) {
         assert_eq!(event["actor"], actor.as_str());
         assert_eq!(event["resourceId"], resource.as_str());
+        // Where it was done from: this test's own connection.
+        assert_eq!(event["clientAddress"], "127.0.0.1");
         let keys: BTreeSet<&str> = event
             .as_object()
             .unwrap()
@@ -105,7 +109,9 @@ async fn a_leaked_tokens_actions_and_revocation_are_all_in_the_trail() {
                 "resourceId",
                 "resourceType",
                 "resourceName",
-                "details"
+                "details",
+                "clientAddress",
+                "userAgent"
             ])
         );
     }

@@ -134,7 +134,7 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         .test_db
         .scalars::<String>("SELECT id FROM users WHERE email = 'alice@example.com'")
         .await[0];
-    let per_token_audit = format!("{PUBLIC_URL}/audit-events?actor=public-api-token/{leaked_id}");
+    let incident_url = format!("{PUBLIC_URL}/app/w/{}/incidents/{alert_id}", ws.id);
     for (address, user_id, greeting) in [
         ("alice@example.com", alice_id.as_str(), "Hello alice"),
         ("bob@example.com", bob_id.as_str(), "Hello Bob"),
@@ -182,9 +182,15 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
                 "User Added",
                 "dave@example.com",
                 dave_id.as_str(),
+                // The blast radius, in words: the token it minted was
+                // revoked with it, the user it added is for review.
+                "leakguard revoked it as well",
+                "revoked now",
+                "Review these",
+                "added user dave@example.com as member",
                 // Next steps.
-                per_token_audit.as_str(),
-                &format!("{PUBLIC_URL}/tokens"),
+                incident_url.as_str(),
+                "Mint a replacement there",
                 "git history",
             ] {
                 assert!(
@@ -202,8 +208,14 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         // HTML is escaped; the plain text is not.
         assert!(html.contains("Acme Zürich &amp; Co"), "{html}");
         assert!(!html.contains("Zürich & Co"));
-        assert!(html_text.contains(&format!("<a href=\"{per_token_audit}\">")));
-        assert!(html_text.contains(&format!("<a href=\"{LEAK_URL}\">")));
+        // Every link is the incident page (not even GitHub's URL is one).
+        let links: Vec<&str> = html_text
+            .split("href=\"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert!(links.len() >= 3, "{links:?}");
+        assert!(links.iter().all(|l| *l == incident_url), "{links:?}");
 
         // The token itself appears nowhere, encoded or decoded.
         for haystack in [&m.raw(), &text, &html] {
@@ -474,9 +486,15 @@ async fn a_claim_left_by_a_crashed_worker_is_delivered_after_its_lease() {
     // and never releases.
     let lease = Duration::from_secs(2);
     let claimed_from = Instant::now();
-    let claimed = outbox::claim(&app.db, "worker-that-crashes", lease, 10)
-        .await
-        .unwrap();
+    let claimed = outbox::claim(
+        &app.db,
+        "worker-that-crashes",
+        lease,
+        10,
+        leakguard::notify::Priority::Notification,
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].recipient, "owner@example.com");
 
@@ -584,6 +602,7 @@ async fn two_workers_deliver_a_queue_of_200_without_duplicates() {
         Db::connect(&app.db_url).await.unwrap(),
         Transport::from_settings(&settings).unwrap(),
         Arc::new(Notify::new()),
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
         second_metrics.clone(),
     )
     .unwrap();
@@ -843,6 +862,7 @@ async fn a_batch_that_outlives_its_lease_is_still_sent_once() {
         Db::connect(&app.db_url).await.unwrap(),
         Transport::from_settings(&settings).unwrap(),
         Arc::new(Notify::new()),
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
         Arc::new(Metrics::new()),
     )
     .unwrap();
