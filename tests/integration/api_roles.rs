@@ -59,7 +59,7 @@ async fn targets(app: &TestApp, ws: &Workspace, role: &str) -> Targets {
 fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, String, Value) {
     let id_of = |p: &str| match (method, p) {
         ("DELETE", "/sources/{id}") => t.doomed_source.clone(),
-        (_, "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{key}") => {
+        (_, "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{writeKey}") => {
             t.source.clone()
         }
         ("DELETE", "/destinations/{id}") => t.doomed_destination.clone(),
@@ -72,7 +72,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
     };
     let concrete = if path.contains("{id}") {
         path.replace("{id}", &id_of(path))
-            .replace("{key}", &t.write_key)
+            .replace("{writeKey}", &t.write_key)
     } else {
         path.to_string()
     };
@@ -89,7 +89,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
         ("PATCH", "/sources/{id}") => ("member", json!({ "name": format!("renamed by {role}") })),
         ("DELETE", "/sources/{id}" | "/destinations/{id}") => ("member", json!(null)),
         ("POST", "/sources/{id}/writekey") => ("member", json!(null)),
-        ("DELETE", "/sources/{id}/writekey/{key}") => ("member", json!(null)),
+        ("DELETE", "/sources/{id}/writekey/{writeKey}") => ("member", json!(null)),
         ("POST", "/destinations") => (
             "member",
             json!({ "sourceId": t.source, "metadataId": destination_kind() }),
