@@ -5,10 +5,13 @@
 pub mod api;
 pub mod audit;
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod domain;
 pub mod id;
+pub mod incident;
 pub mod metrics;
 pub mod middleware;
 pub mod notify;

@@ -26,8 +26,9 @@ token (`sgo_…`) from `POST /oauth2/token`. Success is `{\"data\": …}`, failu
 `{\"errors\": [{\"type\", \"message\", \"field\"?}]}`, never both. Lists take \
 `pagination[count]` (1–1000, default 200) and `pagination[cursor]`. Answers come as \
 `application/vnd.segment.v1+json` unless `Accept` asks for `…v1beta+json`, `…v1alpha+json` or \
-`application/json`. Errors come in a fixed order: the token (401), its rate limit (429), its \
-role (403), then the body (415, 413, 400, 422).";
+`application/json`. Errors come in a fixed order: the client address's failed \
+authentications (429), the token (401), its rate limit (429), its role (403), then the body \
+(415, 413, 408, 400, 422).";
 
 /// Which conventions an endpoint follows.
 #[derive(Clone, Copy, PartialEq)]
@@ -181,8 +182,8 @@ fn security(least_role: Option<crate::domain::Role>) -> Value {
 fn path_parameter(name: &str) -> Value {
     let (description, schema) = match name {
         "id" | "keyId" => ("An id this API issued", crate::domain::id_schema()),
-        "key" => (
-            "One of the source's `writeKeys`",
+        "writeKey" => (
+            "One of the source's `writeKeys` (log lines show the route, never the path)",
             json!({ "type": "string", "minLength": 1 }),
         ),
         other => panic!("path parameter {{{other}}} has no description in openapi.rs"),
@@ -258,8 +259,10 @@ fn headers(doc: &OperationDoc, surface: Surface, status: u16) -> Map<String, Val
             // Refused before the token is read.
             401 | 406 => None,
             // A path that names nothing is refused before the token is
-            // read; the database can fail before the token is read, or after.
-            404 | 503 => Some(false),
+            // read; the database can fail before the token is read, or
+            // after; an address that failed to authenticate too often is
+            // refused before its token is read, a spent token after.
+            404 | 429 | 503 => Some(false),
             _ => Some(true),
         };
         if let Some(required) = required {

@@ -39,7 +39,7 @@ pub fn resources() -> Vec<Resource> {
                         "removeWriteKeyFromSource",
                         &[
                             ("path.id", "$response.body#/data/source/id"),
-                            ("path.key", "$response.body#/data/source/writeKeys/0"),
+                            ("path.writeKey", "$response.body#/data/source/writeKeys/0"),
                         ],
                     )
                     .status(409, SLUG_TAKEN),
@@ -72,13 +72,13 @@ pub fn resources() -> Vec<Resource> {
                     "removeWriteKeyFromSource",
                     &[
                         ("path.id", "$request.path.id"),
-                        ("path.key", "$response.body#/data/source/writeKeys/0"),
+                        ("path.writeKey", "$response.body#/data/source/writeKeys/0"),
                     ],
                 )
                 .status(404, NO_SUCH)
                 .status(409, "The source already has the most write keys allowed"),
         ),
-        Resource::new("/sources/{id}/writekey/{key}", "Sources").delete(
+        Resource::new("/sources/{id}/writekey/{writeKey}", "Sources").delete(
             remove_write_key,
             OperationDoc::new(
                 "removeWriteKeyFromSource",
@@ -291,7 +291,7 @@ pub async fn create(
     body: JsonBody<CreateSourceInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<SourceOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let SourceMetadataId(metadata) = body.metadata_id;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let now = Timestamp(change.at());
@@ -332,7 +332,7 @@ pub async fn update(
     body: JsonBody<UpdateSourceInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<SourceOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     // The lock is held from the read to the commit: a concurrent PATCH
     // cannot merge settings into a stale copy.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;

@@ -70,8 +70,7 @@ pub fn resources() -> Vec<Resource> {
 /// A token as the API shows it: never its hash or plaintext, and its last
 /// use including uses not yet flushed to the database.
 fn view(mut token: Token, state: &AppState) -> Token {
-    let pending = state.last_used.pending(token.id.as_str()).map(Timestamp);
-    token.last_used_at = token.last_used_at.max(pending);
+    token.last_used_at = state.last_used.latest(&token);
     token
 }
 
@@ -135,7 +134,7 @@ pub async fn create(
     body: JsonBody<CreateTokenInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<CreateTokenOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let minted = crate::token::mint(
         &mut change,
@@ -254,7 +253,7 @@ pub async fn revoke_by_value(
     body: JsonBody<RevokeTokenByValueInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<RevokedTokenOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let no_such = || ApiError::NotFound("no token of this workspace is this one".into());
     let secret = PublicToken::parse(&body.token.0).map_err(|_| no_such())?;
     let token = tokens::find_by_hash(&state.db, &secret.hash())

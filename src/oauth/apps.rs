@@ -16,7 +16,7 @@ use crate::api::reply::{Created, Data, Done};
 use crate::api::route::Resource;
 use crate::api::validate::Fields;
 use crate::api::{path_id, OperationDoc};
-use crate::audit::{Changes, NewEvent};
+use crate::audit::{Actor, Changes, NewEvent};
 use crate::db::oauth_apps::{self, OAuthApp, OAuthKey, MAX_KEYS};
 use crate::db::{tokens, Change, Conn};
 use crate::domain::{
@@ -211,13 +211,13 @@ fn lifetime(fields: &mut Fields, required: bool) -> Option<TokenLifetime> {
 
 fn event(
     event_type: &'static str,
-    actor: &str,
+    actor: &Actor,
     app: &OAuthApp,
     details: serde_json::Value,
 ) -> NewEvent {
     NewEvent {
         event_type,
-        actor: actor.to_string(),
+        actor: actor.clone(),
         resource_id: app.id.to_string(),
         resource_type: "oauth_app",
         resource_name: app.name.to_string(),
@@ -235,7 +235,7 @@ pub async fn create_app(
     change: &mut Change,
     workspace_id: &WorkspaceId,
     new: CreateOAuthAppInput,
-    actor: &str,
+    actor: &Actor,
 ) -> crate::db::Result<OAuthApp> {
     let at = Timestamp(change.at());
     let mut app = OAuthApp {
@@ -299,7 +299,7 @@ pub async fn update_app(
     workspace_id: &WorkspaceId,
     id: &str,
     changes: AppChanges,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<OAuthApp, ApiError> {
     let mut app = find(&mut *change, workspace_id, id).await?;
     let before = app.clone();
@@ -352,7 +352,7 @@ pub async fn delete_app(
     change: &mut Change,
     workspace_id: &WorkspaceId,
     id: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<usize, ApiError> {
     let app = find(&mut *change, workspace_id, id).await?;
     let now = Timestamp(change.at());
@@ -377,7 +377,7 @@ pub async fn add_app_key(
     id: &str,
     key_name: Name,
     public_key: PublicKey,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<OAuthApp, ApiError> {
     let mut app = find(&mut *change, workspace_id, id).await?;
     if app.keys.len() >= MAX_KEYS {
@@ -399,7 +399,7 @@ pub async fn remove_app_key(
     workspace_id: &WorkspaceId,
     id: &str,
     key_id: &str,
-    actor: &str,
+    actor: &Actor,
 ) -> Result<usize, ApiError> {
     let app = find(&mut *change, workspace_id, id).await?;
     let key_id: OAuthKeyId = path_id(key_id, "key")?;
@@ -444,7 +444,7 @@ pub async fn create(
     body: JsonBody<CreateOAuthAppInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<OAuthAppOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let app = create_app(&mut change, &caller.workspace_id, body, &caller.actor()).await?;
     change.commit().await?;
@@ -466,7 +466,7 @@ pub async fn update(
     body: JsonBody<UpdateOAuthAppInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<OAuthAppOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let changes = AppChanges {
         name: body.name,
@@ -503,7 +503,7 @@ pub async fn add_key(
     body: JsonBody<AddOAuthAppKeyInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<OAuthAppOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let app = add_app_key(
         &mut change,

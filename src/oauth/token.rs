@@ -22,11 +22,13 @@ use utoipa::ToSchema;
 
 use super::assertion::{self, Refusal};
 use super::{ASSERTION_TYPE, GRANT_TYPE};
-use crate::api::body::read_limited;
+use crate::api::body::{read_limited, Limits};
 use crate::api::doc::{Content, Describe, OperationDoc, RequestBodyDoc};
 use crate::api::error::ApiError;
 use crate::api::route::Resource;
+use crate::audit::Actor;
 use crate::audit::NewEvent;
+use crate::client::Client;
 use crate::db::oauth_apps::{self, OAuthApp, OAuthKey};
 use crate::db::tokens::{self, OAuthGrant, Token};
 use crate::domain::{Parse, Scopes, TokenId};
@@ -123,6 +125,8 @@ pub struct ErrorBody<'a> {
 pub struct OAuthError {
     code: ErrorCode,
     description: String,
+    /// Set where the status is not the code's own (413, 408).
+    status: Option<StatusCode>,
     retry_after_secs: Option<u64>,
 }
 
@@ -134,6 +138,7 @@ impl OAuthError {
         OAuthError {
             code,
             description: description.into(),
+            status: None,
             retry_after_secs: None,
         }
     }
@@ -153,9 +158,8 @@ impl From<crate::db::Error> for OAuthError {
     fn from(err: crate::db::Error) -> OAuthError {
         match ApiError::from(err) {
             ApiError::Unavailable(reason) => OAuthError {
-                code: ErrorCode::TemporarilyUnavailable,
-                description: reason,
                 retry_after_secs: Some(5),
+                ..OAuthError::new(ErrorCode::TemporarilyUnavailable, reason)
             },
             other => {
                 tracing::error!(error = ?other, "token request failed");
@@ -167,6 +171,9 @@ impl From<crate::db::Error> for OAuthError {
 
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
+        if let Some(status) = self.status {
+            return status;
+        }
         match self.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::SlowDown => StatusCode::TOO_MANY_REQUESTS,
@@ -249,7 +256,7 @@ impl Describe for Issued {
             doc.answer(status, description, Content::Json(error.clone()));
         }
         let no_store = json!({ "type": "string", "enum": ["no-store"] });
-        for status in [200, 400, 401, 413, 429, 503] {
+        for status in [200, 400, 401, 408, 413, 429, 503] {
             doc.header(
                 status,
                 "Cache-Control",
@@ -305,7 +312,7 @@ impl Describe for TokenForm {
 
 impl TokenForm {
     /// The parameters, each at most once (RFC 6749 section 3.2).
-    async fn read(self, limit: usize) -> Result<BTreeMap<String, String>, OAuthError> {
+    async fn read(self, limits: Limits) -> Result<BTreeMap<String, String>, OAuthError> {
         let form = self
             .req
             .headers()
@@ -321,15 +328,15 @@ impl TokenForm {
                 "send the parameters as application/x-www-form-urlencoded",
             ));
         }
-        let bytes = read_limited(&self.req, self.payload, limit)
+        let bytes = read_limited(&self.req, self.payload, limits, None)
             .await
-            .map_err(|e| match e {
-                ApiError::PayloadTooLarge(m) => OAuthError {
-                    code: ErrorCode::InvalidRequest,
-                    description: m,
-                    retry_after_secs: None,
-                },
-                other => OAuthError::invalid_request(other.to_string()),
+            .map_err(|e| {
+                let status = e.status_code();
+                OAuthError {
+                    // 413 and 408 keep their status; the rest is a 400.
+                    status: matches!(status.as_u16(), 408 | 413).then_some(status),
+                    ..OAuthError::invalid_request(e.to_string())
+                }
             })?;
         let mut params = BTreeMap::new();
         for (name, value) in url::form_urlencoded::parse(&bytes) {
@@ -345,13 +352,17 @@ impl TokenForm {
 
 /// `POST /oauth2/token`.
 pub async fn issue(form: TokenForm, state: web::Data<AppState>) -> Result<Issued, OAuthError> {
-    let client = form
-        .req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    limit(&state, &format!("client:{client}"))?;
-    let params = form.read(state.settings.max_body_bytes).await?;
+    let client = Client::of(&form.req, &state.settings.trusted_proxies);
+    limit(
+        &state,
+        &format!("client:{}", client.address.as_deref().unwrap_or_default()),
+    )?;
+    let params = form
+        .read(Limits {
+            max_bytes: state.settings.max_body_bytes,
+            timeout: state.settings.body_timeout,
+        })
+        .await?;
     let param = |name: &str| -> Result<&str, OAuthError> {
         params
             .get(name)
@@ -419,7 +430,7 @@ pub async fn issue(form: TokenForm, state: web::Data<AppState>) -> Result<Issued
     {
         return Err(OAuthError::invalid_client(Refusal::Replayed));
     }
-    let (secret, token) = mint(&mut change, &app, &key, scopes).await?;
+    let (secret, token) = mint(&mut change, &app, &key, scopes, client).await?;
     change.commit().await?;
     tracing::info!(app_id = %app.id, token_id = %token.id, "access token issued");
     Ok(Issued {
@@ -441,12 +452,14 @@ fn limit(state: &AppState, key: &str) -> Result<(), OAuthError> {
         Ok(())
     } else {
         Err(OAuthError {
-            code: ErrorCode::SlowDown,
-            description: format!(
-                "too many token requests; retry in {} s",
-                status.reset_secs.max(1)
-            ),
             retry_after_secs: Some(status.reset_secs),
+            ..OAuthError::new(
+                ErrorCode::SlowDown,
+                format!(
+                    "too many token requests; retry in {} s",
+                    status.reset_secs.max(1)
+                ),
+            )
         })
     }
 }
@@ -457,6 +470,7 @@ async fn mint(
     app: &OAuthApp,
     key: &OAuthKey,
     scopes: Scopes,
+    client: Client,
 ) -> crate::db::Result<(PublicToken, Token)> {
     let secret = PublicToken::generate_kind(TokenKind::AccessToken);
     let at = Timestamp(change.at());
@@ -472,6 +486,7 @@ async fn mint(
         last_used_at: None,
         revoked_at: None,
         revoked_reason: None,
+        revoked_alert_id: None,
         oauth: Some(OAuthGrant {
             app_id: app.id.clone(),
             key_id: key.id.clone(),
@@ -483,7 +498,10 @@ async fn mint(
     let grant = token.oauth.as_ref().expect("set just above");
     change.record(NewEvent {
         event_type: "Access Token Issued",
-        actor: crate::audit::actor_of(&token),
+        actor: Actor {
+            id: crate::audit::actor_of(&token),
+            client,
+        },
         resource_id: token.id.to_string(),
         resource_type: "token",
         resource_name: app.name.to_string(),

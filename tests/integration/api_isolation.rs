@@ -56,7 +56,7 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
 
     let id_of = |path: &str| -> Option<String> {
         let id = match path {
-            "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{key}" => {
+            "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{writeKey}" => {
                 other.source["id"].as_str().unwrap().to_string()
             }
             "/destinations/{id}" => other.destination["id"].as_str().unwrap().to_string(),
@@ -102,7 +102,7 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
                             &path
                                 .replace("{id}", target)
                                 .replace("{keyId}", &other.oauth_key)
-                                .replace("{key}", other_write_key),
+                                .replace("{writeKey}", other_write_key),
                         ),
                     )
                     .bearer_auth(a_token);

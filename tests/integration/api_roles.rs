@@ -89,7 +89,7 @@ async fn targets(app: &TestApp, ws: &Workspace, caller: &str) -> Targets {
 fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, String, Value) {
     let id_of = |p: &str| match (method, p) {
         ("DELETE", "/sources/{id}") => t.doomed_source.clone(),
-        (_, "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{key}") => {
+        (_, "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{writeKey}") => {
             t.source.clone()
         }
         ("DELETE", "/destinations/{id}") => t.doomed_destination.clone(),
@@ -107,7 +107,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
     let concrete = if path.contains("{id}") {
         path.replace("{id}", &id_of(path))
             .replace("{keyId}", &t.oauth_key)
-            .replace("{key}", &t.write_key)
+            .replace("{writeKey}", &t.write_key)
     } else {
         path.to_string()
     };
@@ -124,7 +124,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
         ("PATCH", "/sources/{id}") => ("member", json!({ "name": format!("renamed by {role}") })),
         ("DELETE", "/sources/{id}" | "/destinations/{id}") => ("member", json!(null)),
         ("POST", "/sources/{id}/writekey") => ("member", json!(null)),
-        ("DELETE", "/sources/{id}/writekey/{key}") => ("member", json!(null)),
+        ("DELETE", "/sources/{id}/writekey/{writeKey}") => ("member", json!(null)),
         ("POST", "/destinations") => (
             "member",
             json!({ "sourceId": t.source, "metadataId": destination_kind() }),
