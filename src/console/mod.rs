@@ -1,8 +1,8 @@
 //! The owner console under `/app/`: server-rendered HTML for the moment a
 //! token leaks, when the owner token may be the one that leaked. A person
 //! signs in with a link sent to their email address; owners then see the
-//! incident page, the audit trail and the tokens, and members and
-//! read-only users the workspace overview.
+//! incident page, the audit trail, the tokens and the OAuth apps, and
+//! members and read-only users the workspace overview.
 //!
 //! Every page works without JavaScript, and the Content-Security-Policy
 //! allows no inline script or style and nothing from another origin: the
@@ -10,6 +10,7 @@
 
 pub mod audit;
 pub mod incidents;
+pub mod oauth_apps;
 pub mod pages;
 pub mod route;
 pub mod session;
@@ -45,6 +46,7 @@ pub fn endpoints() -> Vec<Page> {
     all.extend(pages::endpoints());
     all.extend(incidents::endpoints());
     all.extend(tokens::endpoints());
+    all.extend(oauth_apps::endpoints());
     all.extend(audit::endpoints());
     all
 }
@@ -274,6 +276,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("templates/token_revoke.html"),
         ),
         ("audit.html", include_str!("templates/audit.html")),
+        ("oauth_apps.html", include_str!("templates/oauth_apps.html")),
+        (
+            "oauth_app_delete.html",
+            include_str!("templates/oauth_app_delete.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("console templates parse");

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::api_helpers::{audit_events, get_data};
 use crate::console_helpers::{cli_link, field, link_in, Visitor};
 use crate::smtp_server::{ReceivedExt, SmtpServer};
 use crate::support::{json, TestApp, Workspace};
@@ -375,6 +376,9 @@ struct ConsoleTargets {
     token: String,
     added_user: String,
     raised_user: String,
+    /// An OAuth app with one key.
+    oauth_app: String,
+    oauth_key: String,
 }
 
 /// The least role, the concrete path and the form fields of one route.
@@ -384,7 +388,9 @@ fn console_case(method: &str, path: &str, t: &ConsoleTargets) -> Option<ConsoleC
     let concrete = path
         .replace("{workspace}", &t.workspace)
         .replace("{alert}", &t.alert)
-        .replace("{token}", &t.token);
+        .replace("{token}", &t.token)
+        .replace("{app}", &t.oauth_app)
+        .replace("{key}", &t.oauth_key);
     let (least, concrete, form) = match (method, path) {
         (_, p) if !p.starts_with("/app/w/") => return None,
         ("GET", "/app/w/{workspace}") => ("member", concrete, vec![]),
@@ -406,6 +412,45 @@ fn console_case(method: &str, path: &str, t: &ConsoleTargets) -> Option<ConsoleC
             concrete.replace("{user}", &t.raised_user),
             vec![("role", "read_only".into())],
         ),
+        ("POST", "/app/w/{workspace}/oauth-apps") => (
+            "owner",
+            concrete,
+            vec![
+                ("name", "matrix app".into()),
+                (
+                    "public_key",
+                    crate::oauth_helpers::Signer::p256().public_pem,
+                ),
+                ("key_name", "k".into()),
+                ("read", "on".into()),
+                ("token_expires_in", "86400".into()),
+            ],
+        ),
+        ("POST", "/app/w/{workspace}/oauth-apps/{app}") => (
+            "owner",
+            concrete,
+            vec![
+                ("name", "renamed".into()),
+                ("read_write", "on".into()),
+                ("token_expires_in", "604800".into()),
+            ],
+        ),
+        // A second key, so that the first can then be removed.
+        ("POST", "/app/w/{workspace}/oauth-apps/{app}/keys") => (
+            "owner",
+            concrete,
+            vec![
+                (
+                    "public_key",
+                    crate::oauth_helpers::Signer::p256().public_pem,
+                ),
+                ("key_name", "second".into()),
+            ],
+        ),
+        ("POST", "/app/w/{workspace}/oauth-apps/{app}/keys/{key}/remove") => {
+            ("owner", concrete, vec![])
+        }
+        ("POST", "/app/w/{workspace}/oauth-apps/{app}/delete") => ("owner", concrete, vec![]),
         other => panic!("the console matrix does not cover {other:?}: add it"),
     };
     Some((least, concrete, form))
@@ -415,6 +460,14 @@ fn console_case(method: &str, path: &str, t: &ConsoleTargets) -> Option<ConsoleC
 /// added and raised users, then leaked.
 async fn incident_workspace(app: &TestApp, name: &str, owner: &str) -> (Workspace, ConsoleTargets) {
     let ws = app.workspace(name, owner).await;
+    let oauth = crate::oauth_helpers::register(
+        app,
+        &ws,
+        "console app",
+        &["public_api:read"],
+        crate::oauth_helpers::Signer::rsa(),
+    )
+    .await;
     let (_, minted) = app.mint(&ws, "minted", "member").await;
     let domain = owner.split('@').nth(1).unwrap();
     let added = add_user(app, &ws, &format!("added@{domain}"), "member").await;
@@ -441,6 +494,8 @@ async fn incident_workspace(app: &TestApp, name: &str, owner: &str) -> (Workspac
         token: minted,
         added_user: added,
         raised_user: raised,
+        oauth_app: oauth.app_id,
+        oauth_key: oauth.key_id,
     };
     (ws, targets)
 }
@@ -532,6 +587,8 @@ async fn another_workspaces_pages_and_incidents_are_404() {
         token: "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
         added_user: "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
         raised_user: "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        oauth_app: "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        oauth_key: "AAAAAAAAAAAAAAAAAAAAAAAA".into(),
     };
     // B's incident under A's workspace id, too.
     let cross = ConsoleTargets {
@@ -540,6 +597,8 @@ async fn another_workspaces_pages_and_incidents_are_404() {
         token: b_targets.token.clone(),
         added_user: b_targets.added_user.clone(),
         raised_user: b_targets.raised_user.clone(),
+        oauth_app: b_targets.oauth_app.clone(),
+        oauth_key: b_targets.oauth_key.clone(),
     };
     let mut checked = 0;
     for e in leakguard::console::endpoints() {
@@ -553,6 +612,7 @@ async fn another_workspaces_pages_and_incidents_are_404() {
                 && !e.path.contains("{alert}")
                 && !e.path.contains("{token}")
                 && !e.path.contains("{user}")
+                && !e.path.contains("{app}")
             {
                 continue;
             }
@@ -576,7 +636,7 @@ async fn another_workspaces_pages_and_incidents_are_404() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 13, "every /app/w/ route");
+    assert_eq!(checked, 20, "every /app/w/ route");
     assert_eq!(app.db_state().await, before);
 }
 
@@ -763,4 +823,95 @@ async fn the_audit_export_streams_the_filtered_view() {
         "the CLI created the owner and the owner token"
     );
     assert!(events.iter().all(|e| e["actor"] == "cli"));
+}
+
+#[tokio::test]
+async fn owners_register_change_and_delete_oauth_apps_in_the_console() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme", "alice@acme.test").await;
+    let mut alice = Visitor::new(&app);
+    let apps = format!("/app/w/{}/oauth-apps", ws.id);
+    alice.sign_in("alice@acme.test", &apps).await;
+    let csrf = alice.csrf(&apps).await;
+    let signer = crate::oauth_helpers::Signer::rsa();
+
+    // A refused form says why and registers nothing.
+    let before = app.db_state().await;
+    let page = alice
+        .post(
+            &apps,
+            &[
+                ("csrf", &csrf),
+                ("name", "Deploy bot"),
+                (
+                    "public_key",
+                    include_str!("../../fixtures/oauth/rsa-1024.pub.pem"),
+                ),
+                ("key_name", "primary"),
+                ("token_expires_in", "3600"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    let text = page.text();
+    for why in ["1024 bits", "Scopes", "token lifetime"] {
+        assert!(text.contains(why), "{why}: {text}");
+    }
+    assert_eq!(app.db_state().await, before);
+
+    let page = alice
+        .post(
+            &apps,
+            &[
+                ("csrf", &csrf),
+                ("name", "Deploy bot"),
+                ("public_key", &signer.public_pem),
+                ("key_name", "primary"),
+                ("read_write", "on"),
+                ("token_expires_in", "604800"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let listed = get_data(&app, "/oauth-apps", &ws.owner_token).await;
+    let created = &listed["oauthApps"][0];
+    assert_eq!(created["name"], "Deploy bot");
+    assert_eq!(created["tokenExpiresIn"], 604800);
+    assert_eq!(created["keys"][0]["algorithm"], "RS256");
+    let app_id = created["id"].as_str().unwrap().to_string();
+    let key_id = created["keys"][0]["id"].as_str().unwrap();
+    let page = alice.get(&apps).await;
+    assert_eq!(page.status, 200);
+    for shown in [
+        app_id.as_str(),
+        key_id,
+        "Deploy bot",
+        "public_api:read_write",
+    ] {
+        assert!(page.text().contains(shown), "{shown}");
+    }
+
+    // The app works, and its token dies with it.
+    let client = crate::oauth_helpers::OAuthClient {
+        app_id: app_id.clone(),
+        key_id: key_id.to_string(),
+        signer,
+        audience: app.state.settings.public_url.clone(),
+    };
+    let token = crate::oauth_helpers::access_token(&app, &client, None).await;
+    assert_eq!(app.get("/", &token).await.status(), 200);
+    let confirm = alice.get(&format!("{apps}/{app_id}/delete")).await;
+    assert!(confirm.text().contains("Deploy bot"));
+    let page = alice
+        .post(&format!("{apps}/{app_id}/delete"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 303);
+    assert_eq!(app.get("/", &token).await.status(), 401);
+
+    let events = audit_events(&app, &ws.owner_token, "resourceType=oauth_app").await;
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["OAuth App Deleted", "OAuth App Created"]);
+    assert!(events
+        .iter()
+        .all(|e| e["actor"].as_str().unwrap().starts_with("console-user/")));
 }
