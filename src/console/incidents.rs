@@ -14,7 +14,7 @@ use super::{page, page_with_status, ConsoleError};
 use crate::audit::{self, Filter};
 use crate::db::tokens::{self, Token};
 use crate::db::{self, alerts, audit_events, token_usage, users};
-use crate::domain::{Name, Parse, TokenId, UserId, WorkspaceId};
+use crate::domain::{Name, OAuthAppId, Parse, TokenId, UserId, WorkspaceId};
 use crate::incident;
 use crate::state::AppState;
 use crate::time::Timestamp;
@@ -56,7 +56,7 @@ pub async fn list(
 }
 
 /// Readable names for the actors of a page: tokens by name and hint,
-/// console users by address.
+/// console users by address, OAuth apps (and their access tokens) by name.
 pub struct ActorNames(HashMap<String, String>);
 
 impl ActorNames {
@@ -67,14 +67,40 @@ impl ActorNames {
     ) -> db::Result<ActorNames> {
         let mut token_ids = BTreeSet::new();
         let mut user_ids = BTreeSet::new();
+        // (the actor, its app's id, the access token's hint if it is one)
+        let mut oauth_actors = Vec::new();
         for actor in actors {
             if let Some(id) = actor.strip_prefix(audit::TOKEN_ACTOR_PREFIX) {
                 token_ids.extend(TokenId::parse(id).ok());
             } else if let Some(id) = actor.strip_prefix(audit::CONSOLE_USER_ACTOR_PREFIX) {
                 user_ids.extend(UserId::parse(id).ok());
+            } else if let Some(rest) = actor.strip_prefix(audit::OAUTH_APP_ACTOR_PREFIX) {
+                let (app, hint) = match rest.split_once("/token/") {
+                    Some((app, hint)) => (app, Some(hint)),
+                    None => (rest, None),
+                };
+                if let Ok(app) = OAuthAppId::parse(app) {
+                    oauth_actors.push((actor.to_string(), app, hint.map(str::to_string)));
+                }
             }
         }
         let mut names = HashMap::new();
+        let mut apps: HashMap<OAuthAppId, Option<String>> = HashMap::new();
+        for (actor, app, hint) in oauth_actors {
+            if !apps.contains_key(&app) {
+                let found = db::oauth_apps::find(db, workspace_id, &app).await?;
+                apps.insert(app.clone(), found.map(|a| a.name.to_string()));
+            }
+            let app_name = match &apps[&app] {
+                Some(name) => format!("OAuth app “{name}”"),
+                None => format!("a deleted OAuth app ({app})"),
+            };
+            let name = match hint {
+                Some(hint) => format!("access token …{hint} of {app_name}"),
+                None => app_name,
+            };
+            names.insert(actor, name);
+        }
         let token_ids: Vec<&TokenId> = token_ids.iter().collect();
         for t in tokens::find_many(db, workspace_id, &token_ids).await? {
             names.insert(
@@ -153,14 +179,14 @@ pub async fn show(
         .iter()
         .map(|t| t.created_by.as_str())
         .collect();
-    let leaked_actors: Vec<String> = leaked.iter().map(|t| audit::token_actor(&t.id)).collect();
+    let leaked_actors: Vec<String> = leaked.iter().map(|t| audit::actor_of(t)).collect();
     actors.extend(leaked_actors.iter().map(String::as_str));
     let names = ActorNames::load(&state.db, ws, actors).await?;
 
     let mut leaked_views = Vec::with_capacity(leaked.len());
     for token in &leaked {
         let report = &reports[token.id.as_str()];
-        let actor = audit::token_actor(&token.id);
+        let actor = audit::actor_of(token);
         let filter = Filter {
             actor: Some(actor.clone()),
             ..Filter::default()
@@ -185,6 +211,7 @@ pub async fn show(
         leaked_views.push(context! {
             id => token.id.as_str(),
             name => token.name.as_str(),
+            oauth_app_id => token.oauth.as_ref().map(|g| g.app_id.as_str()),
             role => token.role.as_str(),
             hint => token.hint,
             created_at => token.created_at.to_string(),
@@ -337,6 +364,12 @@ pub async fn replace(
         .iter()
         .find(|t| t.id.as_str() == form.token_id)
         .ok_or(ConsoleError::NotFound)?;
+    if old.oauth.is_some() {
+        return Err(ConsoleError::BadRequest(
+            "an OAuth app gets a new access token with a fresh assertion; nothing to mint here"
+                .into(),
+        ));
+    }
     let name: Name = old.name.with_suffix(REPLACEMENT_SUFFIX);
     let mut change = state.db.change(ws.as_str()).await?;
     let minted = crate::token::mint(&mut change, ws, name, old.role, &access.actor()).await?;
