@@ -118,7 +118,15 @@ fn chain_hash(e: &StoredEvent) -> String {
 }
 
 /// The `resourceType` values events carry.
-pub const RESOURCE_TYPES: &[&str] = &["source", "destination", "token", "user"];
+pub const RESOURCE_TYPES: &[&str] = &[
+    "source",
+    "destination",
+    "warehouse",
+    "tracking_plan",
+    "label",
+    "token",
+    "user",
+];
 
 /// The first place a workspace's chain breaks.
 #[derive(Debug, PartialEq, Eq)]

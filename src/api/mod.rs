@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod destinations;
 pub mod doc;
 pub mod error;
+pub mod labels;
 pub mod last_used;
 pub mod openapi;
 pub mod pagination;
@@ -19,8 +20,10 @@ pub mod route;
 pub mod settings;
 pub mod sources;
 pub mod tokens;
+pub mod tracking_plans;
 pub mod users;
 pub mod validate;
+pub mod warehouses;
 pub mod workspace;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -48,6 +51,9 @@ pub fn resources() -> Vec<Resource> {
     let mut all = workspace::resources();
     all.extend(sources::resources());
     all.extend(destinations::resources());
+    all.extend(warehouses::resources());
+    all.extend(tracking_plans::resources());
+    all.extend(labels::resources());
     all.extend(catalog::resources());
     all.extend(tokens::resources());
     all.extend(users::resources());

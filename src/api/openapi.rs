@@ -111,7 +111,7 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
     }
     let mut parameters: Vec<Value> = path_parameters(endpoint.path)
         .into_iter()
-        .map(path_parameter)
+        .map(|name| path_parameter(endpoint.path, name))
         .collect();
     parameters.extend(doc.parameters.iter().cloned());
     let mut op = json!({
@@ -147,14 +147,21 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
 
 /// A path parameter: every `{id}` is an id the API issued (an id of
 /// another shape names nothing: 404); other names are described here.
-fn path_parameter(name: &str) -> Value {
-    let (description, schema) = match name {
-        "id" => ("An id this API issued", crate::domain::id_schema()),
-        "key" => (
+fn path_parameter(path: &str, name: &str) -> Value {
+    let label_part =
+        json!({ "type": "string", "minLength": 1, "maxLength": crate::domain::Label::MAX });
+    let (description, schema) = match (name, path.starts_with("/labels/")) {
+        ("id", _) => ("An id this API issued", crate::domain::id_schema()),
+        ("sourceId", _) => ("A source's id", crate::domain::id_schema()),
+        ("key", true) => ("The label's key", label_part),
+        ("value", true) => ("The label's value", label_part),
+        ("key", false) => (
             "One of the source's `writeKeys`",
             json!({ "type": "string", "minLength": 1 }),
         ),
-        other => panic!("path parameter {{{other}}} has no description in openapi.rs"),
+        (other, _) => {
+            panic!("path parameter {{{other}}} of {path} has no description in openapi.rs")
+        }
     };
     json!({
         "name": name,

@@ -25,6 +25,14 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_readiness_probe.sql"),
         postgres: include_str!("../../migrations/postgres/0003_readiness_probe.sql"),
     },
+    EmbeddedMigration {
+        version: 30,
+        description: "warehouses tracking plans labels",
+        sqlite: include_str!("../../migrations/sqlite/0030_warehouses_tracking_plans_labels.sql"),
+        postgres: include_str!(
+            "../../migrations/postgres/0030_warehouses_tracking_plans_labels.sql"
+        ),
+    },
 ];
 
 struct EmbeddedMigration {

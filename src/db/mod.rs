@@ -23,11 +23,14 @@ pub mod audit_events;
 pub mod batches;
 pub mod destinations;
 pub mod key_sets;
+pub mod labels;
 pub mod outbox;
 pub mod pagination;
 pub mod sources;
 pub mod tokens;
+pub mod tracking_plans;
 pub mod users;
+pub mod warehouses;
 pub mod workspaces;
 
 use std::path::{Path, PathBuf};

@@ -85,4 +85,7 @@ id_type! {
     DestinationId;
     AuditEventId;
     AlertId;
+    WarehouseId;
+    TrackingPlanId;
+    LabelId;
 }
