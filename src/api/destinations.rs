@@ -157,8 +157,8 @@ pub struct CreateDestinationInput {
     enabled: Option<bool>,
     /// The options of the `metadataId`'s catalog entry. Secrets are never
     /// shown again, and "••••" cannot be one.
-    #[schema(value_type = Option<Object>)]
-    settings: Option<Map<String, Value>>,
+    #[schema(value_type = Object)]
+    settings: Map<String, Value>,
 }
 
 impl FromBody for CreateDestinationInput {
@@ -174,13 +174,13 @@ impl FromBody for CreateDestinationInput {
         let metadata_id: Option<DestinationMetadataId> = fields.required("metadataId");
         let name = fields.optional("name");
         let enabled = fields.boolean("enabled", false);
-        let settings = fields.settings_for_create("settings", metadata_id.map(|m| m.0));
+        let settings = fields.required_settings("settings", metadata_id.map(|m| m.0));
         Some(CreateDestinationInput {
             source_id: source_id?,
             metadata_id: metadata_id?,
             name,
             enabled,
-            settings,
+            settings: settings?,
         })
     }
 }
@@ -270,7 +270,7 @@ pub async fn create(
         enabled: body.enabled.unwrap_or(false),
         source_id: source.id,
         workspace_id: caller.workspace_id.clone(),
-        settings: Value::Object(body.settings.unwrap_or_default()),
+        settings: Value::Object(body.settings),
         catalog_id: metadata.id.to_string(),
         created_at: now,
         updated_at: now,

@@ -220,6 +220,27 @@ pub fn complete(entry: &CatalogEntry, settings: &Value) -> bool {
     errors.is_empty()
 }
 
+/// Records each mask under a key that names a secret, at any depth: in a
+/// new resource's settings there is no stored secret for it to stand for.
+pub fn masks_without_secret(given: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+    fn walk(value: &Value, here: &str, secret: bool, errors: &mut Vec<FieldError>) {
+        match value {
+            Value::String(s) if s == MASK && secret => {
+                errors.push(FieldError::new(here, MASK_WITHOUT_SECRET))
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    walk(v, &format!("{here}.{k}"), is_secret_key(k), errors);
+                }
+            }
+            _ => {}
+        }
+    }
+    for (k, v) in given {
+        walk(v, &format!("settings.{k}"), is_secret_key(k), errors);
+    }
+}
+
 /// Settings of kind `entry` for a validation request: every problem, as
 /// `for_create` finds them.
 pub fn problems(entry: &CatalogEntry, given: Map<String, Value>) -> Vec<FieldError> {

@@ -387,13 +387,17 @@ impl FromBody for UpdateTrackingPlanInput {
 #[allow(dead_code)]
 pub struct RuleInput {
     r#type: RuleType,
-    /// Required for TRACK rules (the event's name); absent for the others
-    /// if they have none.
-    #[schema(min_length = 1, max_length = 200, nullable)]
+    /// The event's name, for the types that have one.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        nullable,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     key: Option<String>,
     /// A JSON Schema (draft 4, 6, 7, 2019-09 or 2020-12; 2020-12 unless
     /// `$schema` says otherwise). References must stay inside it.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = json_schema_schema)]
     json_schema: Value,
     #[schema(minimum = 1, maximum = 1_000_000)]
     version: i64,
@@ -405,13 +409,23 @@ pub struct RuleInput {
 #[allow(dead_code)]
 pub struct UpsertRuleInput {
     /// Renames the rule.
-    #[schema(min_length = 1, max_length = 200, nullable)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        nullable,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     new_key: Option<String>,
     r#type: RuleType,
-    #[schema(min_length = 1, max_length = 200, nullable)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        nullable,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     key: Option<String>,
     /// A JSON Schema, as in `RuleInput`.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = json_schema_schema)]
     json_schema: Value,
     #[schema(minimum = 1, maximum = 1_000_000)]
     version: i64,
@@ -423,10 +437,27 @@ pub struct UpsertRuleInput {
 #[allow(dead_code)]
 pub struct RemoveRuleInput {
     r#type: RuleType,
-    #[schema(min_length = 1, max_length = 200, nullable)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        nullable,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     key: Option<String>,
     #[schema(minimum = 1, maximum = 1_000_000)]
     version: i64,
+}
+
+/// A rule's `jsonSchema` in the document: an object or a boolean, as JSON
+/// Schemas are; that it is a valid one, the server checks.
+fn json_schema_schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let schema = json!({
+        "type": ["object", "boolean"],
+        "description": "A JSON Schema (draft 4, 6, 7, 2019-09 or 2020-12; 2020-12 unless \
+            `$schema` says otherwise) that its draft's meta-schema accepts. References must \
+            stay inside it: nothing is fetched.",
+    });
+    serde_json::from_value(schema).expect("a valid schema")
 }
 
 /// What identifies a rule in its plan.
@@ -542,21 +573,21 @@ fn read_rule(
         }
     };
     let key = rule_key_text(object.get("key"), &format!("{at}.key"), errors);
-    if let (Some(RuleType::Track), Some(key)) = (rule_type, &key) {
-        if key.is_empty() {
-            errors.push(FieldError::new(
-                &format!("{at}.key"),
-                "is required for a TRACK rule: the event's name",
-            ));
-        }
-    }
     let new_key = match shape {
         RuleShape::Upsert if !object.get("newKey").is_none_or(Value::is_null) => {
             rule_key_text(object.get("newKey"), &format!("{at}.newKey"), errors)
         }
         _ => None,
     };
-    let version = match object.get("version").and_then(Value::as_i64) {
+    // 1.0 is the integer 1, as JSON Schema counts.
+    let version = object.get("version").and_then(|v| {
+        v.as_i64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+                .map(|f| f as i64)
+        })
+    });
+    let version = match version {
         Some(v) if (1..=MAX_RULE_VERSION).contains(&v) => Some(v),
         _ => {
             errors.push(FieldError::new(
@@ -961,9 +992,10 @@ pub async fn update(
     body: JsonBody<UpdateTrackingPlanInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<Done>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.parse(state.settings.max_body_bytes).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let before = find(&mut change, &caller, &path).await?;
+    let body = body.finish()?;
     let mut after = before.clone();
     after.name = body.name.unwrap_or(after.name);
     after.description = body.description.unwrap_or(after.description);
@@ -1067,9 +1099,9 @@ pub async fn replace_rules(
         Some(b) => read_rules(&b.rules, RuleShape::Input, "rules", &mut body.errors),
         None => Vec::new(),
     };
-    body.finish()?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let mut plan = find(&mut change, &caller, &path).await?;
+    body.finish()?;
     let before = tracking_plans::rules(&mut change, &plan.id).await?;
     let at = change.at();
     // A rule that stays keeps its creation time (and so its place).

@@ -90,6 +90,21 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// As `settings_for_create`, for resources whose every kind has
+    /// required settings (Segment's SDK always sends them): absent is a
+    /// problem of its own.
+    pub fn required_settings(
+        &mut self,
+        name: &str,
+        entry: Option<&CatalogEntry>,
+    ) -> Option<Map<String, Value>> {
+        if self.object.get(name).is_none_or(Value::is_null) {
+            self.fail(name, "is required");
+            return None;
+        }
+        self.settings_for_create(name, entry)
+    }
+
     /// The settings of a new resource of kind `entry`, checked against its
     /// options (`settings::for_create`); unchecked when the kind is not
     /// known (its own field has failed).
@@ -108,7 +123,11 @@ impl<'a> Fields<'a> {
         };
         match entry {
             Some(entry) => Some(super::settings::for_create(entry, given, &mut self.errors)),
-            None => Some(given),
+            None => {
+                // Still listed: masks where secrets go, which need no kind.
+                super::settings::masks_without_secret(&given, &mut self.errors);
+                Some(given)
+            }
         }
     }
 

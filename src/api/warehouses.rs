@@ -217,8 +217,8 @@ pub struct CreateWarehouseInput {
     enabled: Option<bool>,
     /// The options of the `metadataId`'s catalog entry. Secrets are never
     /// shown again, and "••••" cannot be one.
-    #[schema(value_type = Option<Object>)]
-    settings: Option<Map<String, Value>>,
+    #[schema(value_type = Object)]
+    settings: Map<String, Value>,
 }
 
 impl FromBody for CreateWarehouseInput {
@@ -232,12 +232,12 @@ impl FromBody for CreateWarehouseInput {
         let metadata_id: Option<WarehouseMetadataId> = fields.required("metadataId");
         let name = fields.optional("name");
         let enabled = fields.boolean("enabled", false);
-        let settings = fields.settings_for_create("settings", metadata_id.map(|m| m.0));
+        let settings = fields.required_settings("settings", metadata_id.map(|m| m.0));
         Some(CreateWarehouseInput {
             metadata_id: metadata_id?,
             name,
             enabled,
-            settings,
+            settings: settings?,
         })
     }
 }
@@ -385,7 +385,7 @@ pub async fn create(
         },
         workspace_id: caller.workspace_id.clone(),
         enabled: body.enabled.unwrap_or(true),
-        settings: Value::Object(body.settings.unwrap_or_default()),
+        settings: Value::Object(body.settings),
         catalog_id: metadata.id.to_string(),
         created_at: now,
         updated_at: now,
