@@ -519,3 +519,56 @@ async fn users_crud() {
     assert_eq!(json(res).await, json!({ "data": { "status": "SUCCESS" } }));
     assert_eq!(app.get(&format!("/users/{id}"), owner).await.status(), 404);
 }
+
+/// A row's settings cannot grow without bound: keys the kind does not have
+/// are refused, and stored settings past the caps (written before the
+/// catalog was enforced) take no more. Before, 150 PATCHes of 1 MB of new
+/// keys each grew one row past 150 MB.
+#[tokio::test]
+async fn settings_cannot_grow_a_row_without_bound() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_BURST", "1000")]).await;
+    let ws = app.workspace("Acme", "owner@acme.test").await;
+    let owner = &ws.owner_token;
+    let source = create_source(&app, owner, "web").await;
+    let path = format!("/sources/{}", source["id"].as_str().unwrap());
+    let size = || app.count("SELECT SUM(LENGTH(settings)) AS n FROM sources");
+    let before = size().await;
+    for i in 0..150 {
+        let body = json!({ "settings": { format!("k{i}"): "x".repeat(4000) } });
+        let res = app.patch(&path, owner, &body).await;
+        assert_eq!(res.status(), 422, "PATCH {i}");
+    }
+    assert_eq!(size().await, before);
+
+    // A row from before the caps: any settings change must bring it under
+    // them, and may do so by removing what the catalog does not know.
+    let legacy = json!({ "legacy": "y".repeat(70 * 1024) }).to_string();
+    app.test_db
+        .execute(&format!("UPDATE sources SET settings = '{legacy}'"))
+        .await
+        .unwrap();
+    let res = app
+        .patch(
+            &path,
+            owner,
+            &json!({ "settings": { "trackPageViews": true } }),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(errors_by_field(&json(res).await)["settings"].contains("at most 65536"));
+    let res = app
+        .patch(
+            &path,
+            owner,
+            &json!({ "settings": { "trackPageViews": true, "legacy": null } }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        json(res).await["data"]["source"]["settings"],
+        json!({ "trackPageViews": true })
+    );
+    // Other fields can still change without touching the settings.
+    let res = app.patch(&path, owner, &json!({ "name": "Web" })).await;
+    assert_eq!(res.status(), 200);
+}
