@@ -422,7 +422,9 @@ fn option_schema(option: &CatalogOption, create: bool) -> Value {
             "items": { "type": "string", "maxLength": MAX_ITEM },
         }),
     };
-    if !create && !option.required {
+    // Null counts as not sent on create, and removes the setting in a
+    // PATCH; neither may leave a required one unset.
+    if !option.required {
         let kind = schema["type"].clone();
         schema["type"] = json!([kind, "null"]);
     }

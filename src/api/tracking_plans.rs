@@ -38,6 +38,9 @@ pub const MAX_RULE_SCHEMA_BYTES: usize = 32 * 1024;
 pub const MAX_RULE_KEY: usize = 200;
 /// The highest rule version.
 pub const MAX_RULE_VERSION: i64 = 1_000_000;
+/// The most rules one `DELETE …/rules` names: they travel in the query
+/// string, which must fit in the request head (32 KiB).
+pub const MAX_REMOVED_RULES: usize = 10;
 
 pub fn resources() -> Vec<Resource> {
     const NO_SUCH: &str = "No such tracking plan in this workspace";
@@ -823,6 +826,15 @@ impl RemoveRulesQuery {
         if items.is_empty() {
             errors.push(FieldError::new("rules", "is required: at least one rule"));
         }
+        if items.len() > MAX_REMOVED_RULES {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "rules",
+                format!(
+                    "names {} rules; one request removes at most {MAX_REMOVED_RULES}",
+                    items.len()
+                ),
+            )]));
+        }
         let rules = read_rules(&items, RuleShape::Remove, "rules", &mut errors);
         if errors.is_empty() {
             Ok(RemoveRulesQuery(rules))
@@ -884,10 +896,10 @@ impl Describe for RemoveRulesQuery {
             "name": "rules",
             "in": "query",
             "required": true,
-            "description": "The rules to remove, as a JSON array. Segment's SDK's \
-                `rules[0][type]=…&rules[0][version]=…` is taken too.",
+            "description": "The rules to remove (at most 10), as a JSON array. Segment's \
+                SDK's `rules[0][type]=…&rules[0][version]=…` is taken too.",
             "content": { "application/json": { "schema": {
-                "type": "array", "items": rule, "minItems": 1, "maxItems": MAX_RULES,
+                "type": "array", "items": rule, "minItems": 1, "maxItems": MAX_REMOVED_RULES,
             } } },
         }));
         doc.error(422, "A rule that is not a rule");
