@@ -114,10 +114,49 @@ def check_dockerfile():
     )
 
 
+def postgres_urls(path):
+    """The PostgreSQL URLs in a file, with lines continued by a trailing
+    backslash (in YAML strings and in comments) joined first."""
+    text = re.sub(r"\\\n\s*(?:#\s*)?", "", read(path))
+    return re.findall(r"postgres(?:ql)?://[^\s\"']+", text)
+
+
+def check_database_tls():
+    """Every PostgreSQL URL verifies the server (sslmode=verify-full); the
+    one exception, the compose stack's, says so explicitly and why."""
+    for path in [
+        "deploy/README.md",
+        "deploy/k8s/secret.example.yaml",
+        "deploy/k8s/deployment.yaml",
+        "deploy/systemd/leakguard.env.example",
+        "deploy/systemd/leakguard.service",
+        "deploy/postgres/grants.sql",
+    ]:
+        for url in postgres_urls(path):
+            check("sslmode=verify-full" in url, f"{path}: {url} does not use sslmode=verify-full")
+    urls = postgres_urls("deploy/compose.yaml")
+    check(urls, "compose: no PostgreSQL URL found")
+    for url in urls:
+        check("sslmode=disable" in url, f"compose: {url} must say sslmode=disable outright")
+    check(re.search(r"#.*sslmode=disable ON PURPOSE", read("deploy/compose.yaml")),
+          "compose: sslmode=disable without the comment that says why")
+
+
 def check_compose():
     compose = yaml.safe_load(read("deploy/compose.yaml"))
     services = compose["services"]
-    replicas = {name: s for name, s in services.items() if s.get("image", "").startswith("leakguard")}
+    for name, service in services.items():
+        keys_url = (service.get("environment") or {}).get("LEAKGUARD_GITHUB_KEYS_URL", "")
+        dev_keys = keys_url.startswith("file://") or any(
+            "dev-keys" in str(v) for v in service.get("volumes", []))
+        if dev_keys:
+            check(service.get("profiles"), f"compose: {name} trusts development keys without a profile")
+        elif service.get("image", "").startswith("leakguard"):
+            check(keys_url == "https://api.github.com/meta/public_keys/secret_scanning",
+                  f"compose: {name} must trust GitHub's key set")
+    # The replicas that run by default, behind the proxy.
+    replicas = {name: s for name, s in services.items()
+                if s.get("image", "").startswith("leakguard") and not s.get("profiles")}
     check(len(replicas) >= 2, "compose: expected two leakguard replicas")
     urls = {s["environment"]["LEAKGUARD_DATABASE_URL"] for s in replicas.values()}
     check(len(urls) == 1 and next(iter(urls)).startswith("postgres://"),
@@ -180,6 +219,29 @@ def check_kubernetes():
         if ref and not ref.get("optional"):
             check(ref["name"] == secret["metadata"]["name"] and ref["key"] in keys,
                   f"secret.example.yaml: no key {ref['key']} used by {e['name']}")
+
+    # /metrics apart from the API, and the network policy keeping it inside.
+    metrics_port = ports.get("metrics")
+    check(metrics_port, "Deployment: a container port named metrics")
+    metrics_bind = env.get("LEAKGUARD_METRICS_BIND", {}).get("value", "")
+    check(metrics_bind.endswith(f":{metrics_port}"),
+          "Deployment: LEAKGUARD_METRICS_BIND must match the metrics port")
+    annotations = pod["metadata"].get("annotations", {})
+    check(annotations.get("prometheus.io/port") == str(metrics_port),
+          "Deployment: Prometheus must scrape the metrics port")
+    policy = k8s("networkpolicy.yaml") if os.path.exists(os.path.join(DEPLOY, "k8s", "networkpolicy.yaml")) else {}
+    spec = (policy or {}).get("spec") or {}
+    check(policy.get("kind") == "NetworkPolicy", "deploy/k8s/networkpolicy.yaml: no NetworkPolicy")
+    check((spec.get("podSelector") or {}).get("matchLabels", {"-": "-"}).items() <= labels.items(),
+          "NetworkPolicy: podSelector does not match the pods")
+    check("Ingress" in spec.get("policyTypes", []), "NetworkPolicy: must restrict Ingress")
+    rules = spec.get("ingress", [])
+    opened = {p["port"] for r in rules for p in r.get("ports", [])}
+    check("http" in opened or ports.get("http") in opened, "NetworkPolicy: the http port must stay reachable")
+    for rule in rules:
+        rule_ports = {p["port"] for p in rule.get("ports", [])}
+        if not rule_ports or rule_ports & {"metrics", metrics_port}:
+            check(rule.get("from"), "NetworkPolicy: the metrics port must be open to named peers only")
 
     svc = k8s("service.yaml")
     check(svc["spec"]["selector"].items() <= labels.items(), "Service: selector does not match the pods")
@@ -356,6 +418,7 @@ def check_syscalls(binary):
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "files":
         check_settings()
+        check_database_tls()
         check_dockerfile()
         check_compose()
         check_kubernetes()

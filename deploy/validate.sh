@@ -8,7 +8,9 @@
 #   - the systemd unit (systemd-analyze verify, and security --offline with
 #     an exposure threshold);
 #   - deploy/checks.py files: cross-file checks (every LEAKGUARD_* name is a
-#     real setting, probes, labels, users, grace periods, ...);
+#     real setting, probes, labels, users, grace periods, sslmode=verify-full,
+#     development keys only under a compose profile, /metrics on a port the
+#     NetworkPolicy keeps inside, ...);
 #   - deploy/checks.py syscalls: the binary under strace for a short session
 #     uses only system calls and socket families the unit allows.
 #
@@ -69,7 +71,7 @@ for version in "${K8S_VERSIONS[@]}"; do
     step "Kubernetes manifests against $version (strict)"
     "$VENV/bin/kubernetes-validate" --strict --quiet -k "$version" \
         deploy/k8s/deployment.yaml deploy/k8s/service.yaml deploy/k8s/pdb.yaml \
-        deploy/k8s/secret.example.yaml
+        deploy/k8s/networkpolicy.yaml deploy/k8s/secret.example.yaml
 done
 
 step "systemd unit (systemd-analyze verify, security)"

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::audit::checkpoints::{PublicKey, SigningKey};
 use crate::config::Settings;
 use crate::db::{workspaces, Db};
 use crate::domain::{Email, Name, Parse, Role, TokenId, WorkspaceId};
@@ -39,6 +40,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Console users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Inspect and retry queued email.
     Outbox {
@@ -96,6 +102,19 @@ pub enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+pub enum UserCommand {
+    /// Print a one-time console sign-in link (for a first sign-in, or when
+    /// mail does not arrive). Valid for LEAKGUARD_SIGN_IN_LINK_SECS.
+    LoginLink {
+        #[arg(long, value_parser = domain::<Email>)]
+        email: Email,
+        /// The console page to open after sign-in.
+        #[arg(long, default_value = "/app")]
+        next: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum OutboxCommand {
     /// List queued, sent and dead messages.
     List {
@@ -110,7 +129,23 @@ pub enum OutboxCommand {
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Check every workspace's hash chain; exits 1 at the first break.
-    Verify,
+    Verify {
+        /// Also check each chain against the signed checkpoints in FILE (the
+        /// LEAKGUARD_AUDIT_CHECKPOINT_FILE, or leakguard's JSON log): a chain
+        /// cut short or rewritten before its latest checkpoint is a break.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+        /// The checkpoint key's public half (or the key itself); by default
+        /// the key LEAKGUARD_AUDIT_CHECKPOINT_KEY names.
+        #[arg(long, value_name = "FILE", requires = "checkpoints")]
+        public_key: Option<PathBuf>,
+    },
+    /// Write a new Ed25519 checkpoint key (checkpoint.key, mode 0600) and
+    /// its public half (checkpoint.pub) into DIR.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,6 +197,9 @@ pub async fn run(cli: Cli) -> i32 {
             command: DevCommand::Keygen { out },
         } => return report(keygen(out)),
         Command::Alert { command } => return report(simulate_alert(command).await),
+        Command::Audit {
+            command: AuditCommand::Keygen { out },
+        } => return report(checkpoint_keygen(out)),
         _ => {}
     }
     let settings = match Settings::load() {
@@ -173,11 +211,18 @@ pub async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    // The certificate and key are settings too: a bad file is exit 2.
+    // The certificate, its key and the checkpoint key are settings too: a
+    // bad file is exit 2.
     if matches!(cli.command, Command::Serve) {
         if let Err(e) = crate::tls::server_config(&settings) {
             eprintln!("error: {e:#}");
             return 2;
+        }
+        if let Some(path) = &settings.audit_checkpoint_key {
+            if let Err(e) = SigningKey::read(path) {
+                eprintln!("error: LEAKGUARD_AUDIT_CHECKPOINT_KEY: {e:#}");
+                return 2;
+            }
         }
     }
     let log = crate::telemetry::init(settings.log_format);
@@ -255,9 +300,14 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 workspace.as_str()
             );
             let mut change = db.change(workspace.as_str()).await?;
-            let minted =
-                crate::token::mint(&mut change, &workspace, name, role, crate::audit::CLI_ACTOR)
-                    .await?;
+            let minted = crate::token::mint(
+                &mut change,
+                &workspace,
+                name,
+                role,
+                &crate::audit::Actor::cli(),
+            )
+            .await?;
             change.commit().await?;
             print_json(&serde_json::json!({
                 "token": minted.secret.expose(),
@@ -283,7 +333,7 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
             let revoked = crate::revocation::revoke_one(
                 &db,
                 &token,
-                crate::audit::CLI_ACTOR.to_string(),
+                crate::audit::Actor::cli(),
                 crate::revocation::REASON_OPERATOR,
             )
             .await?;
@@ -295,6 +345,22 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                 } else {
                     "was already revoked"
                 }
+            );
+        }
+        Command::User {
+            command: UserCommand::LoginLink { email, next },
+        } => {
+            anyhow::ensure!(
+                !crate::db::users::with_email(&db, &email).await?.is_empty(),
+                "no workspace has a user with the address {}",
+                email.as_str()
+            );
+            let link = crate::console::sign_in::issue_link(&db, settings, &email, &next).await?;
+            println!("{link}");
+            eprintln!(
+                "valid once, for {} minute(s); it signs in as {}",
+                settings.sign_in_link_lifetime.as_secs().div_ceil(60),
+                email.as_str()
             );
         }
         Command::Outbox {
@@ -310,9 +376,38 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
             eprintln!("message {id} queued again");
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command:
+                AuditCommand::Verify {
+                    checkpoints,
+                    public_key,
+                },
         } => {
-            let (checked, breaks) = crate::audit::verify(&db).await?;
+            // The checkpoints are read and their signatures checked first:
+            // a bad file is reported before any database work.
+            let checkpoints = match &checkpoints {
+                Some(file) => {
+                    let key = match (&public_key, &settings.audit_checkpoint_key) {
+                        (Some(path), _) | (None, Some(path)) => PublicKey::read(path)?,
+                        (None, None) => anyhow::bail!(
+                            "--checkpoints needs the checkpoint key: --public-key FILE, \
+                             or LEAKGUARD_AUDIT_CHECKPOINT_KEY"
+                        ),
+                    };
+                    Some((file, crate::audit::checkpoints::read_file(file, &key)?))
+                }
+                None => None,
+            };
+            let (checked, mut breaks) = crate::audit::verify(&db).await?;
+            if let Some((_, checkpoints)) = &checkpoints {
+                for b in crate::audit::checkpoints::verify_against(&db, checkpoints).await? {
+                    if !breaks
+                        .iter()
+                        .any(|known| known.workspace_id == b.workspace_id)
+                    {
+                        breaks.push(b);
+                    }
+                }
+            }
             if let Some(first) = breaks.first() {
                 for b in &breaks {
                     eprintln!(
@@ -329,11 +424,54 @@ async fn with_db(settings: &Settings, command: Command) -> anyhow::Result<()> {
                     first.event_id.as_deref().unwrap_or("(removed)")
                 );
             }
-            println!("audit trail intact: {checked} workspace(s) verified");
+            match &checkpoints {
+                Some((file, checkpoints)) => println!(
+                    "audit trail intact: {checked} workspace(s) verified, and {} checkpoint(s) \
+                     from {} matched",
+                    checkpoints.len(),
+                    file.display()
+                ),
+                None => println!("audit trail intact: {checked} workspace(s) verified"),
+            }
         }
-        Command::Serve | Command::Dev { .. } | Command::Alert { .. } => unreachable!(),
+        Command::Serve
+        | Command::Dev { .. }
+        | Command::Alert { .. }
+        | Command::Audit {
+            command: AuditCommand::Keygen { .. },
+        } => unreachable!("handled before the database is opened"),
     }
     db.close().await;
+    Ok(())
+}
+
+/// The checkpoint key's file names in the directory `audit keygen` writes.
+pub const CHECKPOINT_KEY_FILE: &str = "checkpoint.key";
+pub const CHECKPOINT_PUBLIC_KEY_FILE: &str = "checkpoint.pub";
+
+fn checkpoint_keygen(out: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let private = out.join(CHECKPOINT_KEY_FILE);
+    let public = out.join(CHECKPOINT_PUBLIC_KEY_FILE);
+    anyhow::ensure!(
+        !private.exists(),
+        "{} exists; move it away first (its checkpoints verify only with it)",
+        private.display()
+    );
+    let pem = SigningKey::generate_pem();
+    let key = SigningKey::from_pem(&pem)?;
+    crate::pem::write_private(&private, &pem)?;
+    std::fs::write(&public, key.public().to_pem())?;
+    println!("wrote {} and {}", private.display(), public.display());
+    println!("key fingerprint: {}", key.public().fingerprint());
+    println!(
+        "serve with: LEAKGUARD_AUDIT_CHECKPOINT_KEY={}",
+        std::fs::canonicalize(&private)?.display()
+    );
+    println!(
+        "keep {} apart from the database host; audit verify --checkpoints needs only it",
+        public.display()
+    );
     Ok(())
 }
 

@@ -105,7 +105,7 @@ impl RootSpanBuilder for RequestSpan {
 
 /// The method as a metrics label, from a fixed set: a client that invents
 /// methods must not be able to create new time series.
-fn method_label(method: &Method) -> &'static str {
+pub fn method_label(method: &Method) -> &'static str {
     const KNOWN: &[&str] = &[
         "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
     ];

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::api::users::add_user;
-use crate::audit::CLI_ACTOR;
+use crate::audit::Actor;
 use crate::db::users::User;
 use crate::db::workspaces::{self, Workspace};
 use crate::db::{Change, Db};
@@ -56,12 +56,12 @@ pub async fn create_workspace(
             owner_email.clone(),
             owner_email.default_name(),
             Role::Owner,
-            CLI_ACTOR,
+            &Actor::cli(),
         )
         .await?;
         let token_name = Name::parse("owner token").map_err(anyhow::Error::msg)?;
         let minted =
-            crate::token::mint(&mut change, &id, token_name, Role::Owner, CLI_ACTOR).await?;
+            crate::token::mint(&mut change, &id, token_name, Role::Owner, &Actor::cli()).await?;
         change.commit().await?;
         return Ok(CreatedWorkspace {
             workspace,

@@ -2,9 +2,13 @@
 //! health, readiness, metrics, the OpenAPI document, and GitHub's alert
 //! endpoint. No token, no Public API conventions.
 
-use actix_web::body::BoxBody;
+use std::time::{Duration, Instant};
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse, Responder};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse, Responder, ResponseError};
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -30,7 +34,10 @@ pub fn resources() -> Vec<Resource> {
         ),
         Resource::new("/metrics", "Operations").get(
             metrics,
-            OperationDoc::new("getMetrics", "Prometheus metrics"),
+            OperationDoc::new("getMetrics", "Prometheus metrics").status(
+                404,
+                "Served on its own listener instead (LEAKGUARD_METRICS_BIND)",
+            ),
         ),
         Resource::new("/openapi.json", "Operations")
             .get(openapi, OperationDoc::new("getOpenApi", "This document")),
@@ -72,15 +79,55 @@ impl Describe for web::Json<Health> {
     }
 }
 
+/// How long one database probe answers `/readyz`. Anyone may call it, and
+/// the probe is a committed write: without this, a flood of calls would
+/// queue writes ahead of alerts on SQLite's single writer.
+pub const READINESS_PROBE_TTL: Duration = Duration::from_secs(1);
+
+/// The last database probe, shared by every `/readyz` within its TTL;
+/// callers that arrive while a probe runs wait for that one.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<Probe>>,
+}
+
+#[derive(Clone, Copy)]
+struct Probe {
+    at: Instant,
+    checked_at: crate::time::Timestamp,
+    database: Result<(), &'static str>,
+}
+
+impl Readiness {
+    async fn database(&self, db: &crate::db::Db) -> Probe {
+        let mut last = self.last.lock().await;
+        match *last {
+            Some(probe) if probe.at.elapsed() < READINESS_PROBE_TTL => probe,
+            _ => {
+                let probe = Probe {
+                    checked_at: crate::time::Timestamp::now(),
+                    database: db.check_writable().await,
+                    at: Instant::now(),
+                };
+                *last = Some(probe);
+                probe
+            }
+        }
+    }
+}
+
 /// `GET /readyz`: what this replica needs to serve, and whether it has it.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Readiness {
+pub struct ReadinessReport {
     /// `ready` or `not ready`.
     #[schema(value_type = String, pattern = "^(ready|not ready)$")]
     status: &'static str,
     /// Whether the database answers and takes writes.
     database: bool,
+    /// When the database was last probed: at most once per
+    /// `READINESS_PROBE_TTL`, whoever asks.
+    checked_at: crate::time::Timestamp,
     /// Whether a GitHub key set is loaded.
     github_keys: bool,
     /// Why the database is not ready.
@@ -88,7 +135,7 @@ pub struct Readiness {
     database_error: Option<String>,
 }
 
-impl Responder for Readiness {
+impl Responder for ReadinessReport {
     type Body = BoxBody;
 
     fn respond_to(self, _: &HttpRequest) -> HttpResponse {
@@ -101,12 +148,13 @@ impl Responder for Readiness {
     }
 }
 
-impl Describe for Readiness {
+impl Describe for ReadinessReport {
     fn describe(doc: &mut OperationDoc) {
-        let schema = doc.schema::<Readiness>();
+        let schema = doc.schema::<ReadinessReport>();
         doc.answer(
             200,
-            "The database answers and takes writes, and a GitHub key set is loaded",
+            "The database answers and takes writes, and a GitHub key set is loaded; \
+             checkedAt is when the database was last probed (at most once a second)",
             Content::Json(schema.clone()),
         );
         doc.answer(
@@ -117,19 +165,48 @@ impl Describe for Readiness {
     }
 }
 
-pub async fn readyz(state: web::Data<AppState>) -> Readiness {
-    let database = state.db.check_writable().await;
+pub async fn readyz(state: web::Data<AppState>) -> ReadinessReport {
+    let probe = state.readiness.database(&state.db).await;
+    let database = probe.database;
     let github_keys = state.keys.is_loaded();
-    Readiness {
+    ReadinessReport {
         status: if database.is_ok() && github_keys {
             "ready"
         } else {
             "not ready"
         },
         database: database.is_ok(),
+        checked_at: probe.checked_at,
         github_keys,
         database_error: database.err().map(Into::into),
     }
+}
+
+/// With a metrics listener of its own (`LEAKGUARD_METRICS_BIND`), that
+/// listener answers `/metrics` only, and the main one everything else: a
+/// network policy can then keep the metrics inside by port.
+pub async fn metrics_apart(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let metrics_addr = req
+        .app_data::<web::Data<crate::startup::MetricsListener>>()
+        .and_then(|listener| listener.0);
+    if let Some(metrics_addr) = metrics_addr {
+        let on_metrics_listener = req.app_config().local_addr() == metrics_addr;
+        let is_metrics = req.path() == "/metrics";
+        if on_metrics_listener != is_metrics {
+            let error = crate::api::error::ApiError::NotFound(if is_metrics {
+                "no such endpoint here: /metrics is served on LEAKGUARD_METRICS_BIND".into()
+            } else {
+                "no such endpoint: this listener serves /metrics only".into()
+            });
+            return Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body());
+        }
+    }
+    Ok(next.call(req).await?.map_into_left_body())
 }
 
 /// `GET /metrics`: Prometheus's text format.

@@ -7,7 +7,7 @@ use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-use crate::audit::NewEvent;
+use crate::audit::{Actor, NewEvent};
 use crate::db::{self, tokens::Token, Change};
 use crate::domain::{Name, Role, TokenHash, TokenId, WorkspaceId};
 use crate::id::BASE62;
@@ -133,7 +133,7 @@ pub async fn mint(
     workspace_id: &WorkspaceId,
     name: Name,
     role: Role,
-    actor: &str,
+    actor: &Actor,
 ) -> db::Result<MintedToken> {
     let secret = PublicToken::generate();
     let token = Token {
@@ -144,17 +144,18 @@ pub async fn mint(
         token_hash: secret.hash(),
         hint: secret.hint().to_string(),
         created_at: crate::time::Timestamp(change.at()),
-        created_by: actor.to_string(),
+        created_by: actor.id.clone(),
         last_used_at: None,
         revoked_at: None,
         revoked_reason: None,
+        revoked_alert_id: None,
     };
     db::tokens::insert(change, &token).await?;
     change.record_in(
         workspace_id.as_str(),
         NewEvent {
             event_type: "Token Created",
-            actor: actor.to_string(),
+            actor: actor.clone(),
             resource_id: token.id.to_string(),
             resource_type: "token",
             resource_name: token.name.to_string(),

@@ -37,10 +37,15 @@ impl TokenLookup {
     /// Starts the task that runs shared queries; it ends at shutdown.
     pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (TokenLookup, JoinHandle<()>) {
         let reader = db.clone();
-        let (queue, task) = spawn_batches(MAX_BATCH, shutdown, move |batch| {
-            let db = reader.clone();
-            async move { answer_batch(&db, batch).await }
-        });
+        let (queue, task) = spawn_batches(
+            MAX_BATCH,
+            std::time::Duration::ZERO,
+            shutdown,
+            move |batch| {
+                let db = reader.clone();
+                async move { answer_batch(&db, batch).await }
+            },
+        );
         (TokenLookup { queue, db }, task)
     }
 

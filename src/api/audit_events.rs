@@ -175,6 +175,7 @@ fn filter_from(query: &QueryParams, errors: &mut Vec<FieldError>) -> Filter {
         resource_id,
         resource_type,
         actor,
+        event_type: None,
         before_seq: None,
     }
 }

@@ -2,6 +2,10 @@
 //! No cache: a revocation is visible to the very next request on every
 //! replica. The lookup is by SHA-256 of the presented token, so response
 //! time does not depend on how much of a stored token a guess matches.
+//!
+//! A client address that keeps failing to authenticate is refused (429)
+//! before its next token is looked up, so a flood of invalid tokens costs
+//! no database reads past `LEAKGUARD_AUTH_FAILURE_BURST`.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -14,24 +18,29 @@ use subtle::ConstantTimeEq;
 use super::doc::{Describe, OperationDoc};
 use super::error::ApiError;
 use super::rate_limit::RateLimitStatus;
+use super::usage::TokenUse;
+use crate::audit::Actor;
+use crate::client::Client;
 use crate::domain::{TokenId, WorkspaceId};
 use crate::state::AppState;
 use crate::token::PublicToken;
 
 pub use crate::domain::Role;
 
-/// Who is calling: a live token, its workspace and its role.
+/// Who is calling: a live token, its workspace and its role, and the
+/// client it called from.
 #[derive(Debug, Clone)]
 pub struct Identity {
     pub token_id: TokenId,
     pub workspace_id: WorkspaceId,
     pub role: Role,
+    pub client: Client,
 }
 
 impl Identity {
-    /// The actor recorded in the audit trail.
-    pub fn actor(&self) -> String {
-        crate::audit::token_actor(&self.token_id)
+    /// The actor recorded in the audit trail: this token, from this client.
+    pub fn actor(&self) -> Actor {
+        Actor::token(&self.token_id, self.client.clone())
     }
 }
 
@@ -58,9 +67,9 @@ impl LeastRole for Owner {
 }
 
 /// A request by a live token of at least role `R`. As an extractor it
-/// checks, in order, the token (401), its rate limit (429) and its role
-/// (403), before the handler reads anything else; the document learns the
-/// same from the type.
+/// checks, in order, the client address's failed authentications (429),
+/// the token (401), its rate limit (429) and its role (403), before the
+/// handler reads anything else; the document learns the same from the type.
 pub struct Caller<R: LeastRole = ReadOnly> {
     identity: Identity,
     least: PhantomData<R>,
@@ -98,7 +107,26 @@ impl<R: LeastRole + 'static> FromRequest for Caller<R> {
                 .app_data::<web::Data<AppState>>()
                 .expect("AppState is registered")
                 .clone();
-            let identity = authenticate(&req, &state).await?;
+            let client = Client::of(&req, &state.settings.trusted_proxies);
+            let address = client.address.clone().unwrap_or_default();
+            let failures = state.auth_failures.peek(&address);
+            if !failures.allowed {
+                return Err(ApiError::RateLimited {
+                    message: format!(
+                        "too many failed authentications from this address; retry in {} s",
+                        failures.reset_secs.max(1)
+                    ),
+                    retry_after_secs: failures.reset_secs,
+                });
+            }
+            let identity = match authenticate(&req, &state, client).await {
+                Ok(identity) => identity,
+                Err(e @ ApiError::Unauthorized(_)) => {
+                    state.auth_failures.take(&address);
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let status = state.rate_limiter.take(identity.token_id.as_str());
             req.extensions_mut().insert(status);
             if let RateLimitStatus {
@@ -108,7 +136,11 @@ impl<R: LeastRole + 'static> FromRequest for Caller<R> {
             } = status
             {
                 return Err(ApiError::RateLimited {
-                    retry_after_secs: reset_secs.max(1),
+                    message: format!(
+                        "too many requests for this token; retry in {} s",
+                        reset_secs.max(1)
+                    ),
+                    retry_after_secs: reset_secs,
                 });
             }
             state.last_used.touch(identity.token_id.as_str());
@@ -131,7 +163,11 @@ impl<R: LeastRole> Describe for Caller<R> {
         if R::ROLE > Role::ReadOnly {
             doc.error(403, "The token's role is too low");
         }
-        doc.error(429, "The token's rate limit is spent; see Retry-After");
+        doc.error(
+            429,
+            "The token's rate limit is spent, or this client address failed to \
+             authenticate too often; see Retry-After",
+        );
         doc.error(
             503,
             "The database is unavailable; see Retry-After. Nothing changed",
@@ -139,7 +175,11 @@ impl<R: LeastRole> Describe for Caller<R> {
     }
 }
 
-async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, ApiError> {
+async fn authenticate(
+    req: &HttpRequest,
+    state: &AppState,
+    client: Client,
+) -> Result<Identity, ApiError> {
     let header = super::single_header(req, "Authorization")
         .map_err(ApiError::Unauthorized)?
         .ok_or_else(|| {
@@ -170,6 +210,13 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, A
     ) {
         return Err(ApiError::Unauthorized("unknown token".into()));
     }
+    // Counted in the token's usage summary, refused uses of a revoked token
+    // included: someone still trying a leaked token is worth knowing.
+    req.extensions_mut().insert(TokenUse {
+        token_id: record.id.clone(),
+        workspace_id: record.workspace_id.clone(),
+        client: client.clone(),
+    });
     if record.is_revoked() {
         return Err(ApiError::Unauthorized("this token has been revoked".into()));
     }
@@ -177,5 +224,6 @@ async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Identity, A
         token_id: record.id,
         workspace_id: record.workspace_id,
         role: record.role,
+        client,
     })
 }

@@ -237,7 +237,7 @@ pub async fn create(
     body: JsonBody<CreateDestinationInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<DestinationOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     // Held to the commit: the source cannot be deleted in between.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     // Looked up even when other fields failed, so that the 422 lists it too.
@@ -300,7 +300,7 @@ pub async fn update(
     body: JsonBody<UpdateDestinationInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<DestinationOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     // Held from the read to the commit: a concurrent PATCH cannot merge
     // settings into a stale copy.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;

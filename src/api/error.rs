@@ -34,6 +34,7 @@ pub enum ErrorType {
     Conflict,
     BadRequest,
     PayloadTooLarge,
+    RequestTimeout,
     UnsupportedMediaType,
     Validation,
     RateLimited,
@@ -82,10 +83,24 @@ pub enum ApiError {
     /// A known path, a method it does not have.
     #[error("method {method} not allowed")]
     MethodNotAllowed { method: String, allow: String },
-    #[error("rate limit exceeded")]
-    RateLimited { retry_after_secs: u64 },
+    /// 429; the message says whose limit it was.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// 503 with the default `Retry-After`.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with a `Retry-After` that says when retrying can help.
+    #[error("{message}")]
+    RetryLater {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -93,6 +108,13 @@ pub enum ApiError {
 impl ApiError {
     pub fn not_found(what: &str) -> ApiError {
         ApiError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn retry_later(message: impl Into<String>, after: std::time::Duration) -> ApiError {
+        ApiError::RetryLater {
+            message: message.into(),
+            retry_after_secs: after.as_secs_f64().ceil() as u64,
+        }
     }
 
     pub fn internal(err: impl Into<anyhow::Error>) -> ApiError {
@@ -145,7 +167,10 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable(_) | ApiError::RetryLater { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -172,25 +197,44 @@ impl ResponseError for ApiError {
                 ErrorType::MethodNotAllowed,
                 format!("{method} is not a method of this path; it takes {allow}"),
             ),
-            ApiError::RateLimited { retry_after_secs } => single(
-                ErrorType::RateLimited,
-                format!("too many requests for this token; retry in {retry_after_secs} s"),
-            ),
+            ApiError::RateLimited { message, .. } => {
+                single(ErrorType::RateLimited, message.clone())
+            }
+            ApiError::RequestTimeout(m) => single(ErrorType::RequestTimeout, m.clone()),
             ApiError::Unavailable(m) => single(ErrorType::Unavailable, m.clone()),
+            ApiError::RetryLater { message, .. } => single(ErrorType::Unavailable, message.clone()),
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "request failed");
                 single(ErrorType::ServerError, "internal server error".into())
             }
         };
         let mut response = HttpResponse::build(self.status_code());
-        if let ApiError::RateLimited { retry_after_secs } = self {
-            response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+        let retry_after = match self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            }
+            | ApiError::RetryLater {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            ApiError::Unavailable(_) => Some(5),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.max(1).to_string()));
         }
         if let ApiError::MethodNotAllowed { allow, .. } = self {
             response.insert_header((header::ALLOW, allow.as_str()));
         }
-        if let ApiError::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, "5"));
+        // A client that stalled or was refused before its body was read
+        // may still be sending it: the connection cannot carry another
+        // request.
+        if matches!(
+            self,
+            ApiError::RequestTimeout(_)
+                | ApiError::PayloadTooLarge(_)
+                | ApiError::RetryLater { .. }
+        ) {
+            response.force_close();
         }
         response.json(ErrorBody { errors: &errors })
     }

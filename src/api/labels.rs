@@ -153,7 +153,7 @@ pub async fn create(
     body: JsonBody<CreateLabelInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<LabelOutput>, ApiError> {
-    let (label, description) = body.read(state.settings.max_body_bytes).await?.label;
+    let (label, description) = body.read(&state.settings).await?.label;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     if labels::count(&mut change, &caller.workspace_id).await? >= MAX_WORKSPACE_LABELS {
         return Err(ApiError::Conflict(format!(

@@ -29,6 +29,12 @@ impl LastUsed {
             .copied()
     }
 
+    /// A token's last use, including one not flushed yet.
+    pub fn latest(&self, token: &crate::db::tokens::Token) -> Option<crate::time::Timestamp> {
+        let pending = self.pending(token.id.as_str()).map(crate::time::Timestamp);
+        token.last_used_at.max(pending)
+    }
+
     /// Writes the pending uses. Those not written (the database refused
     /// one) stay pending for the next flush, unless a newer use replaced
     /// them meanwhile.

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod sources;
 pub mod tokens;
 pub mod tracking_plans;
+pub mod usage;
 pub mod users;
 pub mod validate;
 pub mod warehouses;
@@ -202,6 +203,25 @@ pub async fn conventions(
             .map_into_right_body());
     };
     let mut res = next.call(req).await?;
+    let token_use = res.request().extensions().get::<usage::TokenUse>().cloned();
+    if let (Some(token_use), Some(state)) = (
+        token_use,
+        res.request()
+            .app_data::<web::Data<crate::state::AppState>>(),
+    ) {
+        // Set by the resource that answered (`route::configure`).
+        let route = match res.request().app_data::<crate::middleware::RoutePattern>() {
+            Some(crate::middleware::RoutePattern("")) => "/",
+            Some(crate::middleware::RoutePattern(pattern)) => pattern,
+            None => "unmatched",
+        };
+        state.usage.record(
+            &token_use,
+            crate::middleware::method_label(res.request().method()),
+            route,
+            res.status().as_u16(),
+        );
+    }
     let status = res.request().extensions().get::<RateLimitStatus>().copied();
     let headers = res.headers_mut();
     if let Some(s) = status {

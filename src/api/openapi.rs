@@ -25,8 +25,9 @@ secret scanning. Send `Authorization: Bearer sgp_…`. Success is `{\"data\": �
 `{\"errors\": [{\"type\", \"message\", \"field\"?}]}`, never both. Lists take \
 `pagination[count]` (1–1000, default 200) and `pagination[cursor]`. Answers come as \
 `application/vnd.segment.v1+json` unless `Accept` asks for `…v1beta+json`, `…v1alpha+json` or \
-`application/json`. Errors come in a fixed order: the token (401), its rate limit (429), its \
-role (403), then the body (415, 413, 400, 422).";
+`application/json`. Errors come in a fixed order: the client address's failed \
+authentications (429), the token (401), its rate limit (429), its role (403), then the body \
+(415, 413, 408, 400, 422).";
 
 /// Which conventions an endpoint follows.
 #[derive(Clone, Copy, PartialEq)]
@@ -111,7 +112,7 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
     }
     let mut parameters: Vec<Value> = path_parameters(endpoint.path)
         .into_iter()
-        .map(|name| path_parameter(endpoint.path, name))
+        .map(path_parameter)
         .collect();
     parameters.extend(doc.parameters.iter().cloned());
     let mut op = json!({
@@ -147,21 +148,19 @@ fn operation(endpoint: &Endpoint, surface: Surface) -> Value {
 
 /// A path parameter: every `{id}` is an id the API issued (an id of
 /// another shape names nothing: 404); other names are described here.
-fn path_parameter(path: &str, name: &str) -> Value {
+fn path_parameter(name: &str) -> Value {
     let label_part =
         json!({ "type": "string", "minLength": 1, "maxLength": crate::domain::Label::MAX });
-    let (description, schema) = match (name, path.starts_with("/labels/")) {
-        ("id", _) => ("An id this API issued", crate::domain::id_schema()),
-        ("sourceId", _) => ("A source's id", crate::domain::id_schema()),
-        ("key", true) => ("The label's key", label_part),
-        ("value", true) => ("The label's value", label_part),
-        ("key", false) => (
-            "One of the source's `writeKeys`",
+    let (description, schema) = match name {
+        "id" => ("An id this API issued", crate::domain::id_schema()),
+        "sourceId" => ("A source's id", crate::domain::id_schema()),
+        "key" => ("The label's key", label_part.clone()),
+        "value" => ("The label's value", label_part),
+        "writeKey" => (
+            "One of the source's `writeKeys` (log lines show the route, never the path)",
             json!({ "type": "string", "minLength": 1 }),
         ),
-        (other, _) => {
-            panic!("path parameter {{{other}}} of {path} has no description in openapi.rs")
-        }
+        other => panic!("path parameter {{{other}}} has no description in openapi.rs"),
     };
     json!({
         "name": name,
@@ -233,8 +232,10 @@ fn headers(doc: &OperationDoc, surface: Surface, status: u16) -> Map<String, Val
             // Refused before the token is read.
             401 | 406 => None,
             // A path that names nothing is refused before the token is
-            // read; the database can fail before the token is read, or after.
-            404 | 503 => Some(false),
+            // read; the database can fail before the token is read, or
+            // after; an address that failed to authenticate too often is
+            // refused before its token is read, a spent token after.
+            404 | 429 | 503 => Some(false),
             _ => Some(true),
         };
         if let Some(required) = required {

@@ -1,5 +1,7 @@
-//! Per-token token bucket, per replica. Headers on every authenticated
-//! response: X-RateLimit-Consumed, -Remaining, -Reset (seconds until full).
+//! Token buckets, per replica: one per token for the Public API (headers on
+//! every authenticated response: X-RateLimit-Consumed, -Remaining, -Reset,
+//! seconds until full), and one per client address for failed
+//! authentications.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -33,13 +35,31 @@ impl RateLimiter {
         }
     }
 
+    /// Takes one request from `key`'s bucket, if it has one.
     pub fn take(&self, key: &str) -> RateLimitStatus {
+        self.update(key, true)
+    }
+
+    /// Whether `key`'s bucket has a request left, without taking it.
+    pub fn peek(&self, key: &str) -> RateLimitStatus {
+        self.update(key, false)
+    }
+
+    fn update(&self, key: &str, take: bool) -> RateLimitStatus {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
         if buckets.len() > 100_000 {
             // Forget buckets that have refilled: they are equivalent to new.
             let full_after = self.burst / self.per_second;
             buckets.retain(|_, b| now.duration_since(b.updated).as_secs_f64() < full_after);
+        }
+        if !take && !buckets.contains_key(key) {
+            return RateLimitStatus {
+                allowed: true,
+                consumed: 0,
+                remaining: self.burst as u32,
+                reset_secs: 0,
+            };
         }
         let bucket = buckets.entry(key.to_string()).or_insert(Bucket {
             tokens: self.burst,
@@ -49,7 +69,7 @@ impl RateLimiter {
         bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.updated = now;
         let allowed = bucket.tokens >= 1.0;
-        if allowed {
+        if allowed && take {
             bucket.tokens -= 1.0;
         }
         let remaining = bucket.tokens.floor() as u32;
@@ -80,5 +100,15 @@ mod tests {
         assert!(!statuses[3].allowed);
         assert!(statuses[3].reset_secs >= 1);
         assert!(limiter.take("other").allowed, "buckets are per token");
+    }
+
+    #[test]
+    fn peeking_takes_nothing() {
+        let limiter = RateLimiter::new(1, 0.001);
+        assert!(limiter.peek("t").allowed);
+        assert!(limiter.peek("t").allowed);
+        assert!(limiter.take("t").allowed);
+        assert!(!limiter.peek("t").allowed);
+        assert!(!limiter.take("t").allowed);
     }
 }

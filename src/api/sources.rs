@@ -43,7 +43,7 @@ pub fn resources() -> Vec<Resource> {
                         "removeWriteKeyFromSource",
                         &[
                             ("path.id", "$response.body#/data/source/id"),
-                            ("path.key", "$response.body#/data/source/writeKeys/0"),
+                            ("path.writeKey", "$response.body#/data/source/writeKeys/0"),
                         ],
                     )
                     .status(409, SLUG_TAKEN),
@@ -76,7 +76,7 @@ pub fn resources() -> Vec<Resource> {
                     "removeWriteKeyFromSource",
                     &[
                         ("path.id", "$request.path.id"),
-                        ("path.key", "$response.body#/data/source/writeKeys/0"),
+                        ("path.writeKey", "$response.body#/data/source/writeKeys/0"),
                     ],
                 )
                 .status(404, NO_SUCH)
@@ -114,7 +114,7 @@ pub fn resources() -> Vec<Resource> {
             )
             .status(404, NO_SUCH),
         ),
-        Resource::new("/sources/{id}/writekey/{key}", "Sources").delete(
+        Resource::new("/sources/{id}/writekey/{writeKey}", "Sources").delete(
             remove_write_key,
             OperationDoc::new(
                 "removeWriteKeyFromSource",
@@ -339,7 +339,7 @@ pub async fn create(
     body: JsonBody<CreateSourceInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<SourceOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     if let Some(labels) = body.value.as_ref().and_then(|b| b.labels.as_ref()) {
         labels::require_known(&mut change, &caller.workspace_id, labels, &mut body.errors).await?;
@@ -384,7 +384,7 @@ pub async fn update(
     body: JsonBody<UpdateSourceInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<SourceOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     // The lock is held from the read to the commit: a concurrent PATCH
     // cannot merge settings into a stale copy.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
@@ -562,7 +562,7 @@ async fn change_labels(
     state: &AppState,
     labels: impl FnOnce(Vec<Label>, Vec<Label>) -> Vec<Label>,
 ) -> Result<Data<SourceLabelsOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let before = find(&mut change, caller, path).await?;
     if let Some(given) = body.value.as_ref().map(|b| &b.labels) {

@@ -17,7 +17,6 @@ use crate::db::tokens::{self, Token};
 use crate::domain::{Name, Role, TokenId};
 use crate::revocation;
 use crate::state::AppState;
-use crate::time::Timestamp;
 
 pub fn resources() -> Vec<Resource> {
     const NO_SUCH: &str = "No such token in this workspace";
@@ -51,8 +50,7 @@ pub fn resources() -> Vec<Resource> {
 /// A token as the API shows it: never its hash or plaintext, and its last
 /// use including uses not yet flushed to the database.
 fn view(mut token: Token, state: &AppState) -> Token {
-    let pending = state.last_used.pending(token.id.as_str()).map(Timestamp);
-    token.last_used_at = token.last_used_at.max(pending);
+    token.last_used_at = state.last_used.latest(&token);
     token
 }
 
@@ -116,7 +114,7 @@ pub async fn create(
     body: JsonBody<CreateTokenInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<CreateTokenOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let minted = crate::token::mint(
         &mut change,

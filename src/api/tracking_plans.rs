@@ -963,7 +963,7 @@ pub async fn create(
     body: JsonBody<CreateTrackingPlanInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<TrackingPlanOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let now = Timestamp(change.at());
     let plan = TrackingPlan {
@@ -1004,7 +1004,7 @@ pub async fn update(
     body: JsonBody<UpdateTrackingPlanInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<Done>, ApiError> {
-    let body = body.parse(state.settings.max_body_bytes).await?;
+    let body = body.parse(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let before = find(&mut change, &caller, &path).await?;
     let body = body.finish()?;
@@ -1106,7 +1106,7 @@ pub async fn replace_rules(
     body: JsonBody<ReplaceRulesInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<Done>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     let items = match &body.value {
         Some(b) => read_rules(&b.rules, RuleShape::Input, "rules", &mut body.errors),
         None => Vec::new(),
@@ -1152,7 +1152,7 @@ pub async fn update_rules(
     body: JsonBody<UpdateRulesInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<Done>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     let items = match &body.value {
         Some(b) => read_rules(&b.rules, RuleShape::Upsert, "rules", &mut body.errors),
         None => Vec::new(),
@@ -1266,7 +1266,7 @@ pub async fn add_source(
     body: JsonBody<AddSourceInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<Done>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let plan = find(&mut change, &caller, &path).await?;
     let source = match body.value.as_ref().map(|b| b.source_id.clone()) {

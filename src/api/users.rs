@@ -14,7 +14,7 @@ use super::reply::{Created, Data, Done};
 use super::route::Resource;
 use super::validate::Fields;
 use super::{path_id, OperationDoc};
-use crate::audit::NewEvent;
+use crate::audit::{Actor, NewEvent};
 use crate::db::users::{self, User};
 use crate::db::{Change, Conn};
 use crate::domain::{Email, Name, Role, UserId, WorkspaceId};
@@ -110,15 +110,15 @@ impl FromBody for UpdateUserInput {
     }
 }
 
-fn event(
+pub fn event(
     event_type: &'static str,
-    actor: &str,
+    actor: &Actor,
     user: &User,
     details: serde_json::Value,
 ) -> NewEvent {
     NewEvent {
         event_type,
-        actor: actor.to_string(),
+        actor: actor.clone(),
         resource_id: user.id.to_string(),
         resource_type: "user",
         resource_name: user.email.to_string(),
@@ -134,7 +134,7 @@ pub async fn add_user(
     email: Email,
     name: Name,
     role: Role,
-    actor: &str,
+    actor: &Actor,
 ) -> crate::db::Result<User> {
     let now = Timestamp(change.at());
     let user = User {
@@ -180,7 +180,7 @@ pub async fn create(
     body: JsonBody<CreateUserInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<UserOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let name = body.name.unwrap_or_else(|| body.email.default_name());
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let user = add_user(
@@ -213,31 +213,57 @@ pub async fn update(
     body: JsonBody<UpdateUserInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<UserOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
+    let id: UserId = path_id(&path, "user")?;
+    let user = modify_user(
+        &state.db,
+        &caller.workspace_id,
+        &id,
+        body.role,
+        body.name,
+        &caller.actor(),
+    )
+    .await?;
+    Ok(Data(UserOutput { user }))
+}
+
+/// Changes a user's role and name (each when given), with its `User
+/// Modified` event; 404 for a user not in the workspace, 409 for demoting
+/// its last owner.
+pub async fn modify_user(
+    db: &crate::db::Db,
+    workspace_id: &WorkspaceId,
+    id: &UserId,
+    role: Option<Role>,
+    name: Option<Name>,
+    actor: &Actor,
+) -> Result<User, ApiError> {
     // Two concurrent demotions or removals must not both see a second owner.
-    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let mut user = find(&mut change, &caller, &path).await?;
+    let mut change = db.change(workspace_id.as_str()).await?;
+    let mut user = users::find(&mut change, workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
     if user.role == Role::Owner
-        && body.role.is_some_and(|r| r != Role::Owner)
-        && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
+        && role.is_some_and(|r| r != Role::Owner)
+        && users::count_owners(&mut change, workspace_id).await? <= 1
     {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner; promote another user first".into(),
         ));
     }
     let before = user.role;
-    user.role = body.role.unwrap_or(user.role);
-    user.name = body.name.unwrap_or(user.name);
+    user.role = role.unwrap_or(user.role);
+    user.name = name.unwrap_or(user.name);
     user.updated_at = Timestamp(change.at());
     users::update(&mut change, &user).await?;
     change.record(event(
         "User Modified",
-        &caller.actor(),
+        actor,
         &user,
         json!({ "previousRole": before, "role": user.role, "name": user.name }),
     ));
     change.commit().await?;
-    Ok(Data(UserOutput { user }))
+    Ok(user)
 }
 
 pub async fn delete(
@@ -245,18 +271,31 @@ pub async fn delete(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<Data<Done>, ApiError> {
+    let id: UserId = path_id(&path, "user")?;
+    remove_user(&state.db, &caller.workspace_id, &id, &caller.actor()).await?;
+    Ok(Done::success())
+}
+
+/// Removes a user, with its `User Removed` event; 404 for a user not in
+/// the workspace, 409 for its last owner.
+pub async fn remove_user(
+    db: &crate::db::Db,
+    workspace_id: &WorkspaceId,
+    id: &UserId,
+    actor: &Actor,
+) -> Result<User, ApiError> {
     // Two concurrent demotions or removals must not both see a second owner.
-    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
-    let user = find(&mut change, &caller, &path).await?;
-    if user.role == Role::Owner
-        && users::count_owners(&mut change, &caller.workspace_id).await? <= 1
-    {
+    let mut change = db.change(workspace_id.as_str()).await?;
+    let user = users::find(&mut change, workspace_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    if user.role == Role::Owner && users::count_owners(&mut change, workspace_id).await? <= 1 {
         return Err(ApiError::Conflict(
             "this is the workspace's last owner and cannot be removed".into(),
         ));
     }
     users::delete(&mut change, &user.id).await?;
-    change.record(event("User Removed", &caller.actor(), &user, json!({})));
+    change.record(event("User Removed", actor, &user, json!({})));
     change.commit().await?;
-    Ok(Done::success())
+    Ok(user)
 }

@@ -371,7 +371,7 @@ pub async fn create(
     body: JsonBody<CreateWarehouseInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<WarehouseOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let WarehouseMetadataId(metadata) = body.metadata_id;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
     let now = Timestamp(change.at());
@@ -407,7 +407,7 @@ pub async fn validate(
     body: JsonBody<ValidateWarehouseInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<ValidationOutput>, ApiError> {
-    let body = body.read(state.settings.max_body_bytes).await?;
+    let body = body.read(&state.settings).await?;
     let WarehouseMetadataId(entry) = body.metadata_id;
     let problems = settings::problems(entry, body.settings);
     Ok(Data(ValidationOutput {
@@ -429,7 +429,7 @@ pub async fn update(
     body: JsonBody<UpdateWarehouseInput>,
     state: web::Data<AppState>,
 ) -> Result<Data<WarehouseOutput>, ApiError> {
-    let mut body = body.parse(state.settings.max_body_bytes).await?;
+    let mut body = body.parse(&state.settings).await?;
     // Held from the read to the commit: a concurrent PATCH cannot merge
     // settings into a stale copy.
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;

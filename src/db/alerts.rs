@@ -2,7 +2,7 @@
 //! that an operator can see every alert, and re-apply revocations that a
 //! restore from an older backup would undo.
 
-use super::{rows_per_statement, values_rows, Arg, Db, Result, ToArg, Tx};
+use super::{rows_per_statement, values_rows, Arg, Conn, Db, FromRow, Result, Row, ToArg, Tx};
 use crate::args;
 use crate::domain::TokenId;
 
@@ -105,4 +105,64 @@ pub async fn record_reports(
         tx.execute(&sql, &binds).await?;
     }
     Ok(())
+}
+
+impl FromRow for AlertRecord {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(AlertRecord {
+            id: row.text("id")?,
+            received_at: row.int("received_at")?,
+            key_identifier: row.text("key_identifier")?,
+            reported: row.int("reported")?,
+            matched: row.int("matched")?,
+        })
+    }
+}
+
+pub async fn find(conn: impl Into<Conn<'_>>, alert_id: &str) -> Result<Option<AlertRecord>> {
+    conn.into()
+        .fetch_optional(
+            "SELECT id, received_at, key_identifier, reported, matched FROM alerts WHERE id = $1",
+            args![alert_id],
+        )
+        .await
+}
+
+/// Where GitHub found one token, as an alert reported it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredReport {
+    pub token_id: String,
+    pub url: String,
+    pub source: String,
+    pub token_type: String,
+    pub revoked: bool,
+}
+
+impl FromRow for StoredReport {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(StoredReport {
+            token_id: row.text("token_id")?,
+            url: row.text("url")?,
+            source: row.text("source")?,
+            token_type: row.text("token_type")?,
+            revoked: row.flag("revoked")?,
+        })
+    }
+}
+
+/// The alert's reports of the workspace's tokens.
+pub async fn reports_in_workspace(
+    conn: impl Into<Conn<'_>>,
+    alert_id: &str,
+    workspace_id: &crate::domain::WorkspaceId,
+) -> Result<Vec<StoredReport>> {
+    conn.into()
+        .fetch_all(
+            "SELECT r.token_id, r.url, r.source, r.token_type, r.revoked
+             FROM token_reports AS r JOIN tokens AS t ON t.id = r.token_id
+             WHERE r.alert_id = $1 AND t.workspace_id = $2
+             ORDER BY t.created_at, t.id",
+            args![alert_id, workspace_id],
+        )
+        .await
 }

@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{
-    rows_per_statement, values_rows, Arg, Conn, Count, Db, FromRow, Result, Row, ToArg, Tx,
+    rows_per_statement, values_rows, Arg, Conn, Count, Db, FromRow, Result, Row, Text, ToArg, Tx,
 };
 use crate::args;
 use crate::domain::WorkspaceId;
@@ -25,12 +25,16 @@ pub struct AuditEvent {
     pub resource_name: String,
     #[schema(value_type = Object)]
     pub details: Value,
+    /// The client's address, as the trusted proxies vouch for it; null for
+    /// events recorded before addresses were.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
     #[serde(skip)]
     pub seq: i64,
 }
 
-const EVENT_COLUMNS: &str =
-    "seq, id, occurred_at, type, actor, resource_id, resource_type, resource_name, details";
+const EVENT_COLUMNS: &str = "seq, id, occurred_at, type, actor, resource_id, resource_type, \
+     resource_name, details, client_address, user_agent";
 
 impl FromRow for AuditEvent {
     fn from_row(row: &impl Row) -> Result<Self> {
@@ -44,6 +48,8 @@ impl FromRow for AuditEvent {
             resource_type: row.text("resource_type")?,
             resource_name: row.text("resource_name")?,
             details: row.json("details")?,
+            client_address: row.opt_text("client_address")?,
+            user_agent: row.opt_text("user_agent")?,
         })
     }
 }
@@ -63,12 +69,14 @@ pub struct StoredEvent {
     pub resource_name: String,
     /// The JSON text exactly as hashed.
     pub details: String,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
     pub prev_hash: String,
     pub hash: String,
 }
 
 const STORED_COLUMNS: &str = "workspace_id, seq, id, occurred_at, type, actor, resource_id, \
-     resource_type, resource_name, details, prev_hash, hash";
+     resource_type, resource_name, details, client_address, user_agent, prev_hash, hash";
 
 impl FromRow for StoredEvent {
     fn from_row(row: &impl Row) -> Result<Self> {
@@ -83,6 +91,8 @@ impl FromRow for StoredEvent {
             resource_type: row.text("resource_type")?,
             resource_name: row.text("resource_name")?,
             details: row.text("details")?,
+            client_address: row.opt_text("client_address")?,
+            user_agent: row.opt_text("user_agent")?,
             prev_hash: row.text("prev_hash")?,
             hash: row.text("hash")?,
         })
@@ -118,24 +128,24 @@ pub async fn lock_workspace(tx: &mut Tx, workspace_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reserves `n` sequence numbers; returns the head before them. The
-/// UPDATE takes the row lock before the head is read.
-pub async fn reserve(tx: &mut Tx, workspace_id: &str, n: i64) -> Result<Head> {
-    let mut head: Head = tx
-        .fetch_one(
-            "UPDATE workspaces SET audit_seq = audit_seq + $1 WHERE id = $2
-             RETURNING id, audit_seq, audit_head",
-            args![n, workspace_id],
-        )
-        .await?;
-    head.seq -= n;
-    Ok(head)
+/// The workspace's chain head, read under the row lock that every append
+/// takes (the UPDATE takes it before the head is read).
+pub async fn locked_head(tx: &mut Tx, workspace_id: &str) -> Result<Head> {
+    tx.fetch_one(
+        "UPDATE workspaces SET audit_seq = audit_seq WHERE id = $1
+         RETURNING id, audit_seq, audit_head",
+        args![workspace_id],
+    )
+    .await
 }
 
-pub async fn set_head(tx: &mut Tx, workspace_id: &str, hash: &str) -> Result<()> {
+/// Moves the head to the last event appended, in one statement: the
+/// database refuses a head that moves back, or to an event that is not
+/// there (migration 0021).
+pub async fn advance_head(tx: &mut Tx, workspace_id: &str, seq: i64, hash: &str) -> Result<()> {
     tx.execute(
-        "UPDATE workspaces SET audit_head = $1 WHERE id = $2",
-        args![hash, workspace_id],
+        "UPDATE workspaces SET audit_seq = $1, audit_head = $2 WHERE id = $3",
+        args![seq, hash, workspace_id],
     )
     .await?;
     Ok(())
@@ -143,7 +153,7 @@ pub async fn set_head(tx: &mut Tx, workspace_id: &str, hash: &str) -> Result<()>
 
 /// Inserts chained events in multi-row statements.
 pub async fn insert(tx: &mut Tx, events: &[StoredEvent]) -> Result<()> {
-    const COLUMNS: usize = 12;
+    const COLUMNS: usize = 14;
     for chunk in events.chunks(rows_per_statement(COLUMNS)) {
         let sql = format!(
             "INSERT INTO audit_events ({STORED_COLUMNS}) VALUES {}",
@@ -162,6 +172,8 @@ pub async fn insert(tx: &mut Tx, events: &[StoredEvent]) -> Result<()> {
                 e.resource_type.to_arg(),
                 e.resource_name.to_arg(),
                 e.details.to_arg(),
+                e.client_address.to_arg(),
+                e.user_agent.to_arg(),
                 e.prev_hash.to_arg(),
                 e.hash.to_arg(),
             ]);
@@ -181,6 +193,8 @@ pub struct Filter {
     /// An actor of `public-api-token/<id>` also selects that token's
     /// revocation: "what did this token do, and when did it stop".
     pub actor: Option<String>,
+    /// The event's type (`Token Created`, …).
+    pub event_type: Option<String>,
     /// Only events with a sequence number below this (newest-first paging).
     pub before_seq: Option<i64>,
 }
@@ -204,6 +218,9 @@ fn filter_sql<'a>(workspace_id: &'a WorkspaceId, filter: &'a Filter) -> (String,
     }
     if let Some(r) = &filter.resource_type {
         push("resource_type = ?", r.to_arg(), &mut binds);
+    }
+    if let Some(t) = &filter.event_type {
+        push("type = ?", t.to_arg(), &mut binds);
     }
     if let Some(actor) = &filter.actor {
         match actor.strip_prefix(crate::audit::TOKEN_ACTOR_PREFIX) {
@@ -237,6 +254,17 @@ pub async fn list(
             &binds,
         )
         .await?;
+    Ok((batch(db, workspace_id, filter, limit).await?, total))
+}
+
+/// Newest first: up to `limit` events below `filter.before_seq`.
+pub async fn batch(
+    db: &Db,
+    workspace_id: &WorkspaceId,
+    filter: &Filter,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    let (where_sql, binds) = filter_sql(workspace_id, filter);
     let mut page_where = where_sql;
     let mut page_binds = binds;
     if let Some(seq) = &filter.before_seq {
@@ -254,7 +282,27 @@ pub async fn list(
             &page_binds,
         )
         .await?;
-    Ok((events, total))
+    Ok(events)
+}
+
+/// The event types the workspace's trail holds, in order.
+pub async fn types(db: &Db, workspace_id: &WorkspaceId) -> Result<Vec<String>> {
+    let types: Vec<Text> = db
+        .fetch_all(
+            "SELECT DISTINCT type AS value FROM audit_events WHERE workspace_id = $1 ORDER BY type",
+            args![workspace_id],
+        )
+        .await?;
+    Ok(types.into_iter().map(|Text(t)| t).collect())
+}
+
+/// One workspace's chain head.
+pub async fn head(db: &Db, workspace_id: &WorkspaceId) -> Result<Option<Head>> {
+    db.fetch_optional(
+        "SELECT id, audit_seq, audit_head FROM workspaces WHERE id = $1",
+        args![workspace_id],
+    )
+    .await
 }
 
 #[derive(Debug)]
@@ -305,6 +353,28 @@ pub async fn recent_by_actor(
             args![workspace_id, actor, limit],
         )
         .await
+}
+
+/// The events of any of `actors` with one of `types`, oldest first.
+pub async fn by_actors(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    actors: &[String],
+    types: &[&str],
+) -> Result<Vec<AuditEvent>> {
+    if actors.is_empty() || types.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut binds = vec![workspace_id.to_arg()];
+    binds.extend(actors.iter().map(|a| a.to_arg()));
+    binds.extend(types.iter().map(|t| t.to_arg()));
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events
+         WHERE workspace_id = $1 AND actor IN ({}) AND type IN ({}) ORDER BY seq",
+        super::placeholders(2, actors.len()),
+        super::placeholders(2 + actors.len(), types.len())
+    );
+    conn.into().fetch_all(&sql, &binds).await
 }
 
 /// Every workspace's chain head.

@@ -8,12 +8,15 @@ use std::future::Future;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// Starts the task; `each_batch` gets every batch in turn. The task ends at
-/// shutdown, after the server has answered its last request, so that it
-/// lets go of the database before the pool closes (a task still holding it
-/// kept SQLite's files mapped).
+/// Starts the task; `each_batch` gets every batch in turn. After the first
+/// item of a batch arrives, the task waits `gather` for more (zero: it
+/// takes only what is already waiting). The task ends at shutdown, after
+/// the server has answered its last request, so that it lets go of the
+/// database before the pool closes (a task still holding it kept SQLite's
+/// files mapped).
 pub fn spawn_batches<T, F, Fut>(
     limit: usize,
+    gather: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
     mut each_batch: F,
 ) -> (mpsc::UnboundedSender<T>, JoinHandle<()>)
@@ -32,6 +35,16 @@ where
             };
             if received == 0 {
                 return;
+            }
+            if !gather.is_zero() && batch.len() < limit {
+                tokio::time::sleep(gather).await;
+                // Only what arrived meanwhile: recv_many would wait for more.
+                while batch.len() < limit {
+                    match waiting.try_recv() {
+                        Ok(item) => batch.push(item),
+                        Err(_) => break,
+                    }
+                }
             }
             each_batch(batch).await;
         }

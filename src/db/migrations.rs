@@ -26,6 +26,24 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../../migrations/postgres/0003_readiness_probe.sql"),
     },
     EmbeddedMigration {
+        version: 10,
+        description: "leak response",
+        sqlite: include_str!("../../migrations/sqlite/0010_leak_response.sql"),
+        postgres: include_str!("../../migrations/postgres/0010_leak_response.sql"),
+    },
+    EmbeddedMigration {
+        version: 20,
+        description: "github key fetches",
+        sqlite: include_str!("../../migrations/sqlite/0020_github_key_fetches.sql"),
+        postgres: include_str!("../../migrations/postgres/0020_github_key_fetches.sql"),
+    },
+    EmbeddedMigration {
+        version: 21,
+        description: "audit chain guards",
+        sqlite: include_str!("../../migrations/sqlite/0021_audit_chain_guards.sql"),
+        postgres: include_str!("../../migrations/postgres/0021_audit_chain_guards.sql"),
+    },
+    EmbeddedMigration {
         version: 30,
         description: "warehouses tracking plans labels",
         sqlite: include_str!("../../migrations/sqlite/0030_warehouses_tracking_plans_labels.sql"),
@@ -42,6 +60,28 @@ struct EmbeddedMigration {
     description: &'static str,
     sqlite: &'static str,
     postgres: &'static str,
+}
+
+/// Each migration of `backend` as (version, hex of sqlx's checksum): what
+/// `_sqlx_migrations` records once it is applied.
+pub(super) fn expected(backend: Backend) -> Vec<(i64, String)> {
+    MIGRATIONS
+        .iter()
+        .map(|m| {
+            let sql = match backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            let migration = sqlx::migrate::Migration::new(
+                m.version,
+                m.description.into(),
+                sqlx::migrate::MigrationType::Simple,
+                sql.into(),
+                false,
+            );
+            (m.version, hex::encode(&migration.checksum))
+        })
+        .collect()
 }
 
 /// One backend's migrations, in the form sqlx's `Migrator` takes.

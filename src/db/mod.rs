@@ -21,12 +21,14 @@ mod sqlite_readers;
 pub mod alerts;
 pub mod audit_events;
 pub mod batches;
+pub mod console;
 pub mod destinations;
 pub mod key_sets;
 pub mod labels;
 pub mod outbox;
 pub mod pagination;
 pub mod sources;
+pub mod token_usage;
 pub mod tokens;
 pub mod tracking_plans;
 pub mod users;
@@ -117,6 +119,10 @@ impl Db {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // REPLACE deletes the row it conflicts with; only with this on
+            // does that delete fire the delete triggers (audit_events is
+            // append-only). Per connection, so every connection sets it.
+            .pragma("recursive_triggers", "ON")
             .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
@@ -145,7 +151,44 @@ impl Db {
 
     /// Applies pending migrations. On PostgreSQL sqlx takes an advisory lock,
     /// so replicas starting together apply them once.
+    ///
+    /// When every migration is applied already, nothing is asked of the
+    /// database but a read: a service role that does not own the tables
+    /// (and so cannot create or alter them) starts as long as the owner has
+    /// run `leakguard migrate` first (docs/OPERATIONS.md).
     pub async fn migrate(&self) -> anyhow::Result<()> {
+        if self.migrations_applied().await {
+            return Ok(());
+        }
+        self.apply_migrations().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{e:#} (if this role does not own leakguard's tables, run `leakguard migrate` \
+                 as the owner first: see docs/OPERATIONS.md)"
+            )
+        })
+    }
+
+    /// Whether `_sqlx_migrations` records every migration, successfully
+    /// and with the same checksum. Any doubt (no table yet, say) is a no.
+    async fn migrations_applied(&self) -> bool {
+        let sql = self.pick(
+            "SELECT version AS n, lower(hex(checksum)) AS value FROM _sqlx_migrations WHERE success",
+            "SELECT version AS n, encode(checksum, 'hex') AS value FROM _sqlx_migrations WHERE success",
+        );
+        let applied: Vec<AppliedMigration> = match self.fetch_all(sql, args![]).await {
+            Ok(applied) => applied,
+            Err(_) => return false,
+        };
+        migrations::expected(self.backend())
+            .iter()
+            .all(|(version, checksum)| {
+                applied
+                    .iter()
+                    .any(|a| a.version == *version && a.checksum == *checksum)
+            })
+    }
+
+    async fn apply_migrations(&self) -> anyhow::Result<()> {
         let migrator = sqlx::migrate::Migrator::new(migrations::Migrations(self.backend())).await?;
         match &*self.0 {
             Pools::Sqlite { writer, .. } => {
@@ -400,6 +443,16 @@ impl<'a> From<&'a mut Change> for Conn<'a> {
     }
 }
 
+/// A reborrow, so that a function holding a `Conn` can pass it on.
+impl<'a, 'b: 'a> From<&'a mut Conn<'b>> for Conn<'a> {
+    fn from(conn: &'a mut Conn<'b>) -> Conn<'a> {
+        match conn {
+            Conn::Db(db) => Conn::Db(db),
+            Conn::Tx(tx) => Conn::Tx(tx),
+        }
+    }
+}
+
 impl Conn<'_> {
     pub async fn fetch_all<T: FromRow>(&mut self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         match self {
@@ -431,6 +484,20 @@ impl Conn<'_> {
             Conn::Db(db) => db.backend(),
             Conn::Tx(tx) => tx.backend(),
         }
+    }
+}
+
+struct AppliedMigration {
+    version: i64,
+    checksum: String,
+}
+
+impl FromRow for AppliedMigration {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(AppliedMigration {
+            version: row.int("n")?,
+            checksum: row.text("value")?,
+        })
     }
 }
 

@@ -59,6 +59,9 @@ impl SqliteReaders {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.pragma_update(None, "query_only", "ON")?;
+        // As on the writer (`Db::connect`): triggers fire for REPLACE's
+        // deletes on every connection leakguard opens.
+        conn.pragma_update(None, "recursive_triggers", "ON")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)

@@ -31,10 +31,14 @@ pub struct Token {
     /// `revoked_by_operator`.
     #[schema(required)]
     pub revoked_reason: Option<String>,
+    /// The alert whose revocation took it (GitHub reported it, or a token
+    /// that created it).
+    #[serde(skip)]
+    pub revoked_alert_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, workspace_id, name, role, token_hash, hint, created_at, created_by, \
-     last_used_at, revoked_at, revoked_reason";
+     last_used_at, revoked_at, revoked_reason, revoked_alert_id";
 
 impl FromRow for Token {
     fn from_row(row: &impl Row) -> Result<Self> {
@@ -50,6 +54,7 @@ impl FromRow for Token {
             last_used_at: row.opt_time("last_used_at")?,
             revoked_at: row.opt_time("revoked_at")?,
             revoked_reason: row.opt_text("revoked_reason")?,
+            revoked_alert_id: row.opt_text("revoked_alert_id")?,
         })
     }
 }
@@ -80,6 +85,25 @@ pub async fn find(
             args![id, workspace_id],
         )
         .await
+}
+
+/// The workspace's tokens among `ids`.
+pub async fn find_many(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    ids: &[&TokenId],
+) -> Result<Vec<Token>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = &ids[..ids.len().min(MAX_BINDS - 1)];
+    let sql = format!(
+        "SELECT {COLUMNS} FROM tokens WHERE workspace_id = $1 AND id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut binds = vec![workspace_id.to_arg()];
+    binds.extend(ids.iter().map(|id| id.to_arg()));
+    conn.into().fetch_all(&sql, &binds).await
 }
 
 /// The token with this hash, revoked or not: every authenticated request.
@@ -162,23 +186,24 @@ pub async fn insert(tx: &mut Tx, token: &Token) -> Result<()> {
     Ok(())
 }
 
-/// Marks the still-active tokens among `ids` revoked; returns the ids this
-/// call revoked (a concurrent revocation of the same token makes it skip
-/// that token).
+/// Marks the still-active tokens among `ids` revoked (by `alert_id`, when
+/// an alert is the cause); returns the ids this call revoked (a concurrent
+/// revocation of the same token makes it skip that token).
 pub async fn revoke(
     tx: &mut Tx,
     ids: &[&TokenId],
     reason: &str,
+    alert_id: Option<&str>,
     at: Timestamp,
 ) -> Result<Vec<TokenId>> {
     let mut revoked = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(MAX_BINDS - 2) {
+    for chunk in ids.chunks(MAX_BINDS - 3) {
         let sql = format!(
-            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2
+            "UPDATE tokens SET revoked_at = $1, revoked_reason = $2, revoked_alert_id = $3
              WHERE revoked_at IS NULL AND id IN ({}) RETURNING id AS value",
-            placeholders(3, chunk.len())
+            placeholders(4, chunk.len())
         );
-        let mut binds = vec![at.to_arg(), reason.to_arg()];
+        let mut binds = vec![at.to_arg(), reason.to_arg(), alert_id.to_arg()];
         binds.extend(chunk.iter().map(|id| id.to_arg()));
         let rows: Vec<Text> = tx.fetch_all(&sql, &binds).await?;
         for Text(id) in rows {
@@ -187,6 +212,69 @@ pub async fn revoke(
         }
     }
     Ok(revoked)
+}
+
+/// The tokens, revoked or not, whose creator is one of `actors`
+/// (`public-api-token/<id>`, …).
+pub async fn created_by_any(tx: &mut Tx, actors: &[String]) -> Result<Vec<Token>> {
+    let mut found = Vec::new();
+    for chunk in actors.chunks(MAX_BINDS) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tokens WHERE created_by IN ({}) ORDER BY created_at, id",
+            placeholders(1, chunk.len())
+        );
+        let binds: Vec<_> = chunk.iter().map(|a| a.to_arg()).collect();
+        found.extend(tx.fetch_all::<Token>(&sql, &binds).await?);
+    }
+    Ok(found)
+}
+
+/// The workspace's tokens that an alert revoked, oldest first.
+pub async fn revoked_by_alert(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    alert_id: &str,
+) -> Result<Vec<Token>> {
+    conn.into()
+        .fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM tokens WHERE workspace_id = $1 AND revoked_alert_id = $2
+                 ORDER BY created_at, id"
+            ),
+            args![workspace_id, alert_id],
+        )
+        .await
+}
+
+/// The ids of the alerts that revoked tokens of the workspace, newest
+/// first, with when each revoked them.
+pub async fn incident_alerts(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    limit: i64,
+) -> Result<Vec<(String, Timestamp, i64)>> {
+    let rows: Vec<IncidentRow> = conn
+        .into()
+        .fetch_all(
+            "SELECT revoked_alert_id AS alert_id, MIN(revoked_at) AS revoked_at, COUNT(*) AS n
+             FROM tokens WHERE workspace_id = $1 AND revoked_alert_id IS NOT NULL
+             GROUP BY revoked_alert_id ORDER BY MIN(revoked_at) DESC LIMIT $2",
+            args![workspace_id, limit],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.0, r.1, r.2)).collect())
+}
+
+struct IncidentRow(String, Timestamp, i64);
+
+impl FromRow for IncidentRow {
+    fn from_row(row: &impl Row) -> Result<Self> {
+        Ok(IncidentRow(
+            row.text("alert_id")?,
+            row.time("revoked_at")?,
+            row.int("n")?,
+        ))
+    }
 }
 
 /// Records that a token was last used at `at`, unless a later use is

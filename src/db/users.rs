@@ -1,7 +1,7 @@
 //! `users`: the people of a workspace. Owners receive the leak emails.
 
 use super::pagination::{self, Keyed, Page, PageQuery, Position};
-use super::{Conn, Count, FromRow, Result, Row, Tx};
+use super::{placeholders, Conn, Count, FromRow, Result, Row, ToArg, Tx, MAX_BINDS};
 use crate::args;
 use crate::domain::{Email, Name, Role, UserId, WorkspaceId};
 use crate::time::Timestamp;
@@ -63,6 +63,49 @@ pub async fn page(
     query: &PageQuery,
 ) -> Result<Page<User>> {
     pagination::page(conn, "users", COLUMNS, workspace_id.as_str(), query).await
+}
+
+/// The workspace's users among `ids`.
+pub async fn find_many(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    ids: &[&UserId],
+) -> Result<Vec<User>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = &ids[..ids.len().min(MAX_BINDS - 1)];
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users WHERE workspace_id = $1 AND id IN ({})",
+        placeholders(2, ids.len())
+    );
+    let mut binds = vec![workspace_id.to_arg()];
+    binds.extend(ids.iter().map(|id| id.to_arg()));
+    conn.into().fetch_all(&sql, &binds).await
+}
+
+/// The user with this address in the workspace.
+pub async fn find_by_email(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    email: &Email,
+) -> Result<Option<User>> {
+    conn.into()
+        .fetch_optional(
+            &format!("SELECT {COLUMNS} FROM users WHERE workspace_id = $1 AND email = $2"),
+            args![workspace_id, email],
+        )
+        .await
+}
+
+/// Every user with this address, one per workspace, oldest first.
+pub async fn with_email(conn: impl Into<Conn<'_>>, email: &Email) -> Result<Vec<User>> {
+    conn.into()
+        .fetch_all(
+            &format!("SELECT {COLUMNS} FROM users WHERE email = $1 ORDER BY created_at, id"),
+            args![email],
+        )
+        .await
 }
 
 /// The workspace's owners, oldest first.

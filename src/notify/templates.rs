@@ -29,6 +29,12 @@ impl Templates {
                 "token_revoked.html",
                 include_str!("templates/token_revoked.html"),
             ),
+            (
+                "sign_in.subject.txt",
+                include_str!("templates/sign_in.subject.txt"),
+            ),
+            ("sign_in.txt", include_str!("templates/sign_in.txt")),
+            ("sign_in.html", include_str!("templates/sign_in.html")),
         ] {
             env.add_template(name, source)
                 .expect("email templates parse");

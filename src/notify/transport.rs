@@ -48,8 +48,15 @@ impl Transport {
         let tls_params = TlsParameters::new(host.clone())?;
         let (tls, default_port) = match url.scheme() {
             "smtps" => (Tls::Wrapper(tls_params), 465),
-            // STARTTLS when the server offers it: mail catchers do not.
-            _ => (Tls::Opportunistic(tls_params), 25),
+            // STARTTLS when the server offers it, only where plain text
+            // cannot be read on the way: mail catchers on this machine
+            // offer none. Elsewhere a server that does not offer it (or a
+            // network that strips the offer) is refused rather than sent
+            // the credentials and the mail in clear.
+            _ if plaintext_allowed(&host, settings.smtp_allow_plaintext) => {
+                (Tls::Opportunistic(tls_params), 25)
+            }
+            _ => (Tls::Required(tls_params), 25),
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
             .port(url.port().unwrap_or(default_port))
@@ -129,14 +136,20 @@ impl Transport {
 }
 
 /// lettre's errors can quote the server's reply, which may echo the
-/// recipient; keep the status and the kind only.
+/// recipient; keep the status and the kind only. Client errors are
+/// lettre's own words (a server without STARTTLS, say), so they are kept.
 fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
+    if e.is_client() {
+        return format!("SMTP {e}");
+    }
     let kind = if e.is_permanent() {
         "permanent SMTP error"
     } else if e.is_transient() {
         "transient SMTP error"
     } else if e.is_timeout() {
         "SMTP timeout"
+    } else if e.is_tls() {
+        "SMTP TLS error"
     } else {
         "SMTP connection error"
     };
@@ -144,6 +157,18 @@ fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
         Some(code) => format!("{kind} {code}"),
         None => kind.to_string(),
     }
+}
+
+/// Whether `smtp://host` may fall back to plain text: on this machine
+/// (`localhost`, a loopback address), or where the operator said so with
+/// `LEAKGUARD_SMTP_ALLOW_PLAINTEXT`.
+pub fn plaintext_allowed(host: &str, allowed_by_operator: bool) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    allowed_by_operator
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn percent_decode(s: &str) -> String {

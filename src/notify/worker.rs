@@ -2,6 +2,7 @@
 //! It wakes as soon as a transaction enqueues mail; polling is the fallback
 //! (and how other replicas' mail is picked up).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use lettre::message::Mailbox;
 use tokio::sync::{watch, Notify};
 
 use super::transport::{SendError, Transport};
+use super::Priority;
 use crate::config::Settings;
 use crate::db::outbox::{self, ClaimedMessage};
 use crate::db::Db;
@@ -24,7 +26,11 @@ pub struct Worker {
     backoff_base: Duration,
     poll_interval: Duration,
     lease: Duration,
+    /// How long one send may take (LEAKGUARD_SMTP_TIMEOUT_SECS).
+    send_timeout: Duration,
     wake: Arc<Notify>,
+    /// Set when sign-in mail was queued (`Notifier::send_sign_in_link`).
+    urgent: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 }
 
@@ -36,6 +42,7 @@ impl Worker {
         db: Db,
         transport: Transport,
         wake: Arc<Notify>,
+        urgent: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Worker> {
         Ok(Worker {
@@ -47,7 +54,9 @@ impl Worker {
             backoff_base: settings.outbox_backoff_base,
             poll_interval: settings.outbox_poll_interval,
             lease: settings.outbox_lease,
+            send_timeout: settings.smtp_timeout,
             wake,
+            urgent,
             metrics,
         })
     }
@@ -60,19 +69,23 @@ impl Worker {
             if *shutdown.borrow() {
                 break;
             }
-            let claimed = match outbox::claim(&self.db, &self.id, self.lease, BATCH).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "outbox claim failed; retrying after the poll interval");
-                    Vec::new()
-                }
-            };
+            // Anything queued as urgent from here on is in this claim.
+            self.urgent.store(false, Ordering::SeqCst);
+            let (claimed, lease_until) = self.claim(Priority::Notification).await;
             let full_batch = claimed.len() as i64 == BATCH;
             for message in &claimed {
                 if *shutdown.borrow() {
                     break;
                 }
-                self.deliver(message).await;
+                // Sign-in mail queued while this batch is being sent goes
+                // before the rest of it: a person is waiting for it.
+                if self.urgent.swap(false, Ordering::SeqCst) {
+                    let (urgent, urgent_lease) = self.claim(Priority::SignIn).await;
+                    for message in &urgent {
+                        self.deliver(message, urgent_lease).await;
+                    }
+                }
+                self.deliver(message, lease_until).await;
             }
             self.refresh_gauges().await;
             if full_batch && !*shutdown.borrow() {
@@ -96,8 +109,38 @@ impl Worker {
         tracing::info!(worker = %self.id, "outbox worker stopped");
     }
 
-    async fn deliver(&self, message: &ClaimedMessage) {
+    /// Claims a batch; with it, when its lease ends at the earliest (taken
+    /// before the claim: the database's lease ends no sooner).
+    async fn claim(&self, max_priority: Priority) -> (Vec<ClaimedMessage>, std::time::Instant) {
+        let lease_until = std::time::Instant::now() + self.lease;
+        match outbox::claim(&self.db, &self.id, self.lease, BATCH, max_priority).await {
+            Ok(c) => (c, lease_until),
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox claim failed; retrying after the poll interval");
+                (Vec::new(), lease_until)
+            }
+        }
+    }
+
+    async fn deliver(&self, message: &ClaimedMessage, lease_until: std::time::Instant) {
         let to = mask_email(&message.recipient);
+        // A batch is claimed at once and sent one by one: a message late in
+        // the batch may not have a send's worth of lease left, or may have
+        // lost it to another worker already. A send starts only under a
+        // lease that outlasts it.
+        if lease_until.saturating_duration_since(std::time::Instant::now()) < self.send_timeout {
+            match outbox::renew(&self.db, &message.id, &self.id, self.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(outbox_id = %message.id, "another worker took this email over; not sending it");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(outbox_id = %message.id, error = %e, "cannot renew the lease on an email; leaving it to the next claim");
+                    return;
+                }
+            }
+        }
         match self.transport.send(&self.from, message).await {
             Ok(()) => {
                 self.metrics.outbox_sent.inc();
@@ -110,6 +153,7 @@ impl Worker {
                 let result = outbox::mark_failed(
                     &self.db,
                     message,
+                    &self.id,
                     &err.to_string(),
                     self.max_attempts,
                     self.backoff_base,
@@ -117,7 +161,7 @@ impl Worker {
                 )
                 .await;
                 match result {
-                    Ok(true) => {
+                    Ok(outbox::Failed::Dead) => {
                         self.metrics.outbox_dead.inc();
                         tracing::error!(
                             outbox_id = %message.id, to = %to, attempts = message.attempts + 1,
@@ -125,9 +169,13 @@ impl Worker {
                             "email is dead after its last attempt; see `leakguard outbox list --dead`"
                         );
                     }
-                    Ok(false) => tracing::warn!(
+                    Ok(outbox::Failed::Retry) => tracing::warn!(
                         outbox_id = %message.id, to = %to, attempts = message.attempts + 1,
                         error = %err, "email send failed; will retry"
+                    ),
+                    Ok(outbox::Failed::LeaseLost) => tracing::warn!(
+                        outbox_id = %message.id, to = %to, error = %err,
+                        "email send failed after another worker took it over; its attempt stands"
                     ),
                     Err(e) => {
                         tracing::error!(outbox_id = %message.id, error = %e, "could not record a failed send")
@@ -145,8 +193,13 @@ impl Worker {
         let give_up = std::time::Instant::now() + self.lease / 2;
         let mut pause = Duration::from_millis(100);
         loop {
-            let Err(e) = outbox::mark_sent(&self.db, &message.id).await else {
-                return;
+            let e = match outbox::mark_sent(&self.db, &message.id, &self.id).await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(outbox_id = %message.id, "email sent, but another worker had taken it over; it may arrive twice (same Message-ID)");
+                    return;
+                }
+                Err(e) => e,
             };
             if std::time::Instant::now() + pause >= give_up {
                 tracing::error!(outbox_id = %message.id, error = %e, "email sent but not marked sent; it will be sent again after the lease");

@@ -10,7 +10,7 @@ use super::alert::{self, Feedback, Label};
 use super::keys::KeyLookup;
 use super::signature::decode_signature;
 use super::{KEY_ID_HEADER, SIGNATURE_HEADER};
-use crate::api::body::read_limited;
+use crate::api::body::{declared_length, read_limited, Limits};
 use crate::api::doc::{Content, Describe, OperationDoc};
 use crate::api::error::ApiError;
 use crate::api::single_header;
@@ -75,6 +75,10 @@ impl Describe for SignedAlert {
             401,
             "A signature header is missing, empty, repeated or not ASCII; the signature is malformed or wrong; or the key identifier is unknown even after a refetch",
         );
+        doc.error(
+            408,
+            "The body did not arrive within LEAKGUARD_BODY_TIMEOUT_SECS",
+        );
         doc.error(413, "The body is larger than LEAKGUARD_MAX_ALERT_BYTES");
         doc.error(
             422,
@@ -82,7 +86,10 @@ impl Describe for SignedAlert {
         );
         doc.error(
             503,
-            "No key set is available, or the database is unavailable; GitHub retries",
+            "Cannot take it now: no key set is loaded, the key identifier is not in the key \
+             set fetched last and may not be refetched yet, too many alert bodies are in \
+             flight (LEAKGUARD_ALERT_BODIES_MAX_BYTES), or the database is unavailable. \
+             GitHub retries after Retry-After",
         );
     }
 }
@@ -122,6 +129,8 @@ pub async fn github_alert(
         Err(ApiError::PayloadTooLarge(_)) => "too_large",
         Err(ApiError::Validation(_) | ApiError::BadRequest(_)) => "malformed",
         Err(ApiError::Unavailable(_)) => "unavailable",
+        Err(ApiError::RetryLater { .. }) => "retry_later",
+        Err(ApiError::RequestTimeout(_)) => "timeout",
         Err(_) => "error",
     };
     state.metrics.alerts.with_label_values(&[outcome]).inc();
@@ -149,18 +158,27 @@ async fn handle(
         Ok(None) => Err(ApiError::Unauthorized(format!("missing {name} header"))),
         Err(message) => Err(ApiError::Unauthorized(message)),
     };
+    // Everything that can be refused before the body is read is refused
+    // first: a body that is never read costs no memory.
     let key_id = header(KEY_ID_HEADER)?.to_string();
     let signature = header(SIGNATURE_HEADER)?;
     let signature = decode_signature(signature).ok_or_else(|| {
         ApiError::Unauthorized(format!("{SIGNATURE_HEADER} is not standard base64"))
     })?;
-    let body = read_limited(req, payload, state.settings.max_alert_bytes).await?;
-
+    let settings = &state.settings;
+    let declared = declared_length(req, settings.max_alert_bytes)?;
     let key = match state.keys.lookup(&key_id).await {
         KeyLookup::Found(key) => key,
         KeyLookup::Unknown => {
             return Err(ApiError::Unauthorized(
                 "unknown key identifier: not in GitHub's key set".into(),
+            ))
+        }
+        KeyLookup::NotYet { retry_after } => {
+            return Err(ApiError::retry_later(
+                "unknown key identifier: not in the key set fetched last; \
+                 retry after the next fetch is allowed",
+                retry_after,
             ))
         }
         KeyLookup::Unavailable => {
@@ -169,6 +187,17 @@ async fn handle(
             ))
         }
     };
+    let address = settings
+        .trusted_proxies
+        .address_of(req)
+        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let mut reservation = state.alert_bodies.reserve(address, declared.unwrap_or(0))?;
+    let limits = Limits {
+        max_bytes: settings.max_alert_bytes,
+        timeout: settings.body_timeout,
+    };
+    let body = read_limited(req, payload, limits, Some(&mut reservation)).await?;
+
     // Verify the raw bytes before parsing anything.
     if !key.verify(&body, &signature) {
         return Err(ApiError::Unauthorized(
@@ -179,7 +208,8 @@ async fn handle(
         ApiError::Validation(vec![crate::api::error::FieldError::new("body", message)])
     })?;
 
-    let feedback = process(state, &key_id, reported).await?;
+    let client = crate::client::Client::of(req, &state.settings.trusted_proxies);
+    let feedback = process(state, &key_id, reported, &client).await?;
     Ok(FeedbackList(feedback))
 }
 
@@ -188,6 +218,7 @@ async fn process(
     state: &AppState,
     key_id: &str,
     reported: Vec<alert::ReportedToken>,
+    client: &crate::client::Client,
 ) -> Result<Vec<Feedback>, ApiError> {
     let total = reported.len();
     // A duplicate within one batch counts once.
@@ -242,10 +273,11 @@ async fn process(
         state.alert_recorder.record(&leak).await?;
         revocation::LeakOutcome {
             revoked: 0,
+            created_revoked: 0,
             emails_queued: 0,
         }
     } else {
-        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches)
+        revocation::revoke_leaked(&state.db, &state.notifier, &leak, &matches, client)
             .await
             .map_err(|e| match e.downcast::<crate::db::Error>() {
                 Ok(db) => ApiError::from(db),
@@ -253,7 +285,10 @@ async fn process(
             })?
     };
     state.notifier.queued(outcome.emails_queued);
-    state.metrics.tokens_revoked.inc_by(outcome.revoked as u64);
+    state
+        .metrics
+        .tokens_revoked
+        .inc_by((outcome.revoked + outcome.created_revoked) as u64);
     // Token ids (not secrets) let an operator re-apply revocations that a
     // restore from an older backup would undo; capped for huge batches.
     let token_ids: Vec<&str> = matches
@@ -267,6 +302,7 @@ async fn process(
         matched = matches.len(),
         token_ids = %token_ids.join(","),
         revoked = outcome.revoked,
+        created_revoked = outcome.created_revoked,
         emails = outcome.emails_queued,
         "alert processed"
     );

@@ -1,7 +1,13 @@
 //! GitHub's secret-scanning key set: fetched from `LEAKGUARD_GITHUB_KEYS_URL`,
-//! cached in memory, persisted in the database so that a restart during a
-//! GitHub outage still verifies, and refetched when an alert names a key we
-//! do not know (one fetch in flight, at most one per `min_refetch`).
+//! cached in memory, and stored in the database, where it serves two ends:
+//! a restart during a GitHub outage can still verify, and replicas share
+//! fetches. A replica fetches only after claiming the fetch in the database
+//! (`db::key_sets::claim_fetch`); otherwise it reads the set that another
+//! replica stored. So N replicas make one periodic fetch per refresh
+//! interval, and one refetch per `min_refetch` for unknown key identifiers,
+//! not N. An unknown identifier that cannot refetch yet is answered with
+//! the time until it can (503 and `Retry-After`), so that GitHub retries
+//! an alert signed with a key it has just rotated in.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -11,9 +17,18 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::signature::VerifyingKey;
+use crate::db::key_sets::{self, FetchPurpose};
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::time::now_micros;
+
+/// The largest key-set document accepted. GitHub's is about 1 KiB; a
+/// larger answer is a broken or hostile endpoint, never read whole.
+pub const MAX_KEY_SET_BYTES: usize = 256 * 1024;
+
+/// How often, at most, an unknown identifier makes a replica look in the
+/// database for a set that another replica fetched.
+const SHARED_SET_CHECK: Duration = Duration::from_secs(1);
 
 /// The JSON GitHub serves.
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,8 +53,13 @@ struct KeySet {
 #[derive(Debug, PartialEq, Eq)]
 pub enum KeyLookup {
     Found(VerifyingKey),
-    /// Not in the key set, even after a refetch (or a refetch was not due).
+    /// Not in the key set, even after a refetch.
     Unknown,
+    /// Not in the key set, and a refetch is not allowed before
+    /// `retry_after`: the key may be new, so the sender should retry then.
+    NotYet {
+        retry_after: Duration,
+    },
     /// No key set at all: nothing cached and GitHub unreachable.
     Unavailable,
 }
@@ -48,13 +68,27 @@ pub struct KeyStore {
     url: String,
     token: Option<SecretString>,
     min_refetch: Duration,
+    refresh: Duration,
     http: reqwest::Client,
     db: Db,
     metrics: Arc<Metrics>,
     current: RwLock<Option<Arc<KeySet>>>,
-    /// Held while fetching, so concurrent misses share one fetch; remembers
-    /// when the last miss-driven fetch started.
-    refetch: tokio::sync::Mutex<Option<Instant>>,
+    /// Held while looking for a key elsewhere (the database, GitHub), so
+    /// that concurrent misses share one look.
+    misses: tokio::sync::Mutex<Misses>,
+}
+
+#[derive(Default)]
+struct Misses {
+    /// When this replica last read the shared set after a miss.
+    shared_checked: Option<Instant>,
+    /// When this replica last fetched after a miss; the database's record
+    /// is the shared one, this is the fallback while the database is away.
+    fetched: Option<Instant>,
+    /// No refetch for an unknown identifier before this, as the database
+    /// said last: a flood of made-up identifiers is answered from here,
+    /// without a claim (a write) per request.
+    not_before: Option<Instant>,
 }
 
 impl KeyStore {
@@ -62,6 +96,7 @@ impl KeyStore {
         url: String,
         token: Option<SecretString>,
         min_refetch: Duration,
+        refresh: Duration,
         db: Db,
         metrics: Arc<Metrics>,
     ) -> KeyStore {
@@ -74,26 +109,44 @@ impl KeyStore {
             url,
             token,
             min_refetch,
+            refresh,
             http,
             db,
             metrics,
             current: RwLock::new(None),
-            refetch: tokio::sync::Mutex::new(None),
+            misses: tokio::sync::Mutex::new(Misses::default()),
         }
     }
 
-    /// Start-up: fetch a fresh set; if GitHub is unreachable, fall back to
-    /// the last good set from the database.
+    /// Start-up: the set another replica fetched within `min_refetch`, or a
+    /// fresh fetch; if GitHub is unreachable, the last good set stored.
     pub async fn load(&self) {
+        let stored = match key_sets::load(&self.db).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the stored key set");
+                None
+            }
+        };
+        let fresh_enough = now_micros() - self.min_refetch.as_micros() as i64;
+        if let Some(stored) = stored.as_ref().filter(|s| s.fetched_at >= fresh_enough) {
+            if self.install_stored(stored) {
+                tracing::info!("using the key set another replica fetched moments ago");
+                return;
+            }
+        }
+        let now = now_micros();
+        let _ = key_sets::claim_fetch(&self.db, FetchPurpose::Refresh, now, now).await;
         if self.fetch_and_store().await.is_ok() {
             return;
         }
-        match self.load_persisted().await {
-            Ok(true) => tracing::warn!("using the key set persisted by an earlier fetch"),
-            Ok(false) => tracing::warn!(
+        match stored {
+            Some(stored) if self.install_stored(&stored) => {
+                tracing::warn!("using the key set stored by an earlier fetch")
+            }
+            _ => tracing::warn!(
                 "no GitHub key set available yet; alerts get 503 until a fetch succeeds"
             ),
-            Err(e) => tracing::error!(error = %e, "cannot read the persisted key set"),
         }
     }
 
@@ -105,16 +158,48 @@ impl KeyStore {
         if let Some(key) = self.cached(identifier) {
             return KeyLookup::Found(key);
         }
+        let mut misses = self.misses.lock().await;
+        // Another request may have found it while we waited for the lock.
+        if let Some(key) = self.cached(identifier) {
+            return KeyLookup::Found(key);
+        }
+        // Another replica may have fetched a newer set already.
+        if misses
+            .shared_checked
+            .is_none_or(|at| at.elapsed() >= SHARED_SET_CHECK)
         {
-            let mut last = self.refetch.lock().await;
-            // Another request may have fetched while we waited for the lock.
+            misses.shared_checked = Some(Instant::now());
+            self.adopt_shared_set().await;
             if let Some(key) = self.cached(identifier) {
                 return KeyLookup::Found(key);
             }
-            let due = last.is_none_or(|at| at.elapsed() >= self.min_refetch) || !self.is_loaded();
-            if due {
-                *last = Some(Instant::now());
-                let _ = self.fetch_and_store().await;
+        }
+        if !self.is_loaded() {
+            // Nothing to verify with at all: always worth a try.
+            misses.fetched = Some(Instant::now());
+            let _ = self.fetch_and_store().await;
+        } else {
+            if let Some(not_before) = misses.not_before {
+                let now = Instant::now();
+                if now < not_before {
+                    return KeyLookup::NotYet {
+                        retry_after: not_before - now,
+                    };
+                }
+            }
+            match self
+                .claim(FetchPurpose::UnknownKey, self.min_refetch, misses.fetched)
+                .await
+            {
+                Ok(()) => {
+                    misses.fetched = Some(Instant::now());
+                    misses.not_before = Some(Instant::now() + self.min_refetch);
+                    let _ = self.fetch_and_store().await;
+                }
+                Err(retry_after) => {
+                    misses.not_before = Some(Instant::now() + retry_after);
+                    return KeyLookup::NotYet { retry_after };
+                }
             }
         }
         match self.cached(identifier) {
@@ -124,11 +209,57 @@ impl KeyStore {
         }
     }
 
-    /// The periodic refresh: one fetch, sharing the in-flight guard with
-    /// miss-driven fetches; a failure keeps the last good set.
+    /// The periodic refresh, run every `sync_interval()`: adopts a set that
+    /// another replica fetched, and fetches once the shared set is older
+    /// than the refresh interval. A failure keeps the last good set.
     pub async fn refresh(&self) {
-        let _in_flight = self.refetch.lock().await;
-        let _ = self.fetch_and_store().await;
+        let _in_flight = self.misses.lock().await;
+        self.adopt_shared_set().await;
+        if self
+            .claim(FetchPurpose::Refresh, self.refresh, None)
+            .await
+            .is_ok()
+        {
+            let _ = self.fetch_and_store().await;
+        }
+    }
+
+    /// How often `refresh` should run: often enough that a set fetched by
+    /// another replica reaches this one within a minute.
+    pub fn sync_interval(&self) -> Duration {
+        self.refresh.min(Duration::from_secs(60))
+    }
+
+    /// Claims the next fetch, unless some replica started one within
+    /// `interval`; Err says when the next is allowed. While the database
+    /// is away, this replica's own last fetch decides.
+    async fn claim(
+        &self,
+        purpose: FetchPurpose,
+        interval: Duration,
+        fetched: Option<Instant>,
+    ) -> Result<(), Duration> {
+        let now = now_micros();
+        let interval_micros = interval.as_micros() as i64;
+        match key_sets::claim_fetch(&self.db, purpose, now, now - interval_micros).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let started = key_sets::last_fetch_started(&self.db, purpose)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(now);
+                let wait = (started + interval_micros - now).max(0) as u64;
+                Err(Duration::from_micros(wait))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim a key-set fetch in the database");
+                match fetched {
+                    Some(at) if at.elapsed() < interval => Err(interval - at.elapsed()),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     fn cached(&self, identifier: &str) -> Option<VerifyingKey> {
@@ -137,6 +268,43 @@ impl KeyStore {
             .expect("lock")
             .as_ref()
             .and_then(|set| set.keys.get(identifier).cloned())
+    }
+
+    fn loaded_fetched_at(&self) -> Option<i64> {
+        self.current
+            .read()
+            .expect("lock")
+            .as_ref()
+            .map(|set| set.fetched_at_micros)
+    }
+
+    /// Installs the stored set if it is newer than the one loaded.
+    async fn adopt_shared_set(&self) {
+        match key_sets::load(&self.db).await {
+            Ok(Some(stored))
+                if self
+                    .loaded_fetched_at()
+                    .is_none_or(|at| stored.fetched_at > at) =>
+            {
+                self.install_stored(&stored);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored key set"),
+        }
+    }
+
+    /// Whether the stored set parsed and is now loaded.
+    fn install_stored(&self, stored: &key_sets::StoredKeySet) -> bool {
+        match parse_key_set(&stored.body, stored.fetched_at) {
+            Ok(set) => {
+                self.install(set);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the stored key set does not parse");
+                false
+            }
+        }
     }
 
     async fn fetch_and_store(&self) -> anyhow::Result<()> {
@@ -153,15 +321,26 @@ impl KeyStore {
         let now = now_micros();
         let set = parse_key_set(&body, now)?;
         self.install(set);
-        if let Err(e) = self.persist(&body, now).await {
-            tracing::warn!(error = %e, "could not persist the key set");
+        if let Err(e) = key_sets::save(&self.db, &body, now).await {
+            tracing::warn!(error = %e, "could not store the key set");
         }
         Ok(())
     }
 
     async fn fetch(&self) -> anyhow::Result<String> {
-        let body = if let Some(path) = self.url.strip_prefix("file://") {
-            tokio::fs::read_to_string(path).await?
+        let too_large =
+            || anyhow::anyhow!("the key set is larger than {MAX_KEY_SET_BYTES} bytes; not read");
+        let bytes = if let Some(path) = self.url.strip_prefix("file://") {
+            let file = tokio::fs::File::open(path).await?;
+            if file.metadata().await?.len() > MAX_KEY_SET_BYTES as u64 {
+                return Err(too_large());
+            }
+            let mut bytes = Vec::new();
+            use tokio::io::AsyncReadExt;
+            file.take(MAX_KEY_SET_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+                .await?;
+            bytes
         } else {
             let mut request = self
                 .http
@@ -170,27 +349,31 @@ impl KeyStore {
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token.expose_secret());
             }
-            let response = request.send().await?.error_for_status()?;
-            response.text().await?
+            let mut response = request.send().await?.error_for_status()?;
+            if response
+                .content_length()
+                .is_some_and(|length| length > MAX_KEY_SET_BYTES as u64)
+            {
+                return Err(too_large());
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await? {
+                if bytes.len() + chunk.len() > MAX_KEY_SET_BYTES {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            bytes
         };
+        if bytes.len() > MAX_KEY_SET_BYTES {
+            return Err(too_large());
+        }
+        let body = String::from_utf8(bytes)
+            .map_err(|_| anyhow::anyhow!("the key set is not UTF-8 text"))?;
         // Validate before accepting: a broken document must not replace a
         // good set.
         parse_key_set(&body, 0)?;
         Ok(body)
-    }
-
-    async fn load_persisted(&self) -> anyhow::Result<bool> {
-        match crate::db::key_sets::load(&self.db).await? {
-            Some(stored) => {
-                self.install(parse_key_set(&stored.body, stored.fetched_at)?);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
-    async fn persist(&self, body: &str, fetched_at: i64) -> crate::db::Result<()> {
-        crate::db::key_sets::save(&self.db, body, fetched_at).await
     }
 
     fn install(&self, set: KeySet) {

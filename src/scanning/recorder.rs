@@ -13,6 +13,12 @@ use crate::db::alerts::{self, AlertRecord, ALERT_COLUMNS};
 use crate::db::batches::spawn_batches;
 use crate::db::{rows_per_statement, Db};
 
+/// How long a batch waits for more alerts after its first. Verifying a
+/// signature takes long enough that alerts trickle in one by one under
+/// load; without the wait, each was nearly a batch of its own, and each
+/// batch costs several round trips to sqlx's SQLite thread.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
+
 struct Pending {
     alert: AlertRecord,
     written: oneshot::Sender<bool>,
@@ -29,11 +35,15 @@ impl AlertRecorder {
     pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (AlertRecorder, JoinHandle<()>) {
         let writer = db.clone();
         // One statement per batch, so a batch is written whole or not at all.
-        let (queue, task) =
-            spawn_batches(rows_per_statement(ALERT_COLUMNS), shutdown, move |batch| {
+        let (queue, task) = spawn_batches(
+            rows_per_statement(ALERT_COLUMNS),
+            GATHER,
+            shutdown,
+            move |batch| {
                 let db = writer.clone();
                 async move { write_batch(&db, batch).await }
-            });
+            },
+        );
         (AlertRecorder { queue, db }, task)
     }
 

@@ -80,14 +80,7 @@ impl VerifyingKey {
     }
 
     pub fn to_spki_pem(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(spki_der(&self.point));
-        let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PUBLIC KEY-----\n");
-        pem
+        crate::pem::encode("PUBLIC KEY", &spki_der(&self.point))
     }
 
     /// Checks a DER signature over `message`; `false` for any mismatch.

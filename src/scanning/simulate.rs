@@ -81,26 +81,13 @@ impl DevKey {
     }
 
     pub fn private_pem(&self) -> String {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&self.pkcs8);
-        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            pem.push_str(std::str::from_utf8(line).expect("ASCII"));
-            pem.push('\n');
-        }
-        pem.push_str("-----END PRIVATE KEY-----\n");
-        pem
+        crate::pem::encode("PRIVATE KEY", &self.pkcs8)
     }
 
     /// Writes `private_key.pem` (mode 0600) and `keys.json` into `dir`.
     pub fn write_to(&self, dir: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let private = dir.join(PRIVATE_KEY_FILE);
-        std::fs::write(&private, self.private_pem())?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600))?;
-        }
+        crate::pem::write_private(&dir.join(PRIVATE_KEY_FILE), &self.private_pem())?;
         std::fs::write(dir.join(KEY_SET_FILE), DevKey::key_set(&[self]))?;
         Ok(())
     }

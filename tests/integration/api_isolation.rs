@@ -114,7 +114,7 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
                     app.url(
                         &path
                             .replace("{id}", target)
-                            .replace("{key}", other_write_key)
+                            .replace("{writeKey}", other_write_key)
                             .replace("{sourceId}", &b_source),
                     ),
                 )

@@ -105,7 +105,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
             .replace("{value}", "x")
     } else if path.contains('{') {
         path.replace("{id}", &id_of(path))
-            .replace("{key}", &t.write_key)
+            .replace("{writeKey}", &t.write_key)
             .replace("{sourceId}", &t.source)
     } else {
         path.to_string()
@@ -139,7 +139,7 @@ fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, Str
             "/sources/{id}" | "/destinations/{id}" | "/warehouses/{id}" | "/tracking-plans/{id}",
         ) => ("member", concrete, json!(null)),
         ("POST", "/sources/{id}/writekey") => ("member", concrete, json!(null)),
-        ("DELETE", "/sources/{id}/writekey/{key}") => ("member", concrete, json!(null)),
+        ("DELETE", "/sources/{id}/writekey/{writeKey}") => ("member", concrete, json!(null)),
         ("POST", "/destinations") => (
             "member",
             concrete,

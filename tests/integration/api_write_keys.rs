@@ -1,6 +1,6 @@
 //! Segment-style write keys: one per new source, more with
 //! `POST /sources/{id}/writekey`, removed with
-//! `DELETE /sources/{id}/writekey/{key}`, each change audited.
+//! `DELETE /sources/{id}/writekey/{writeKey}`, each change audited.
 
 use serde_json::{json, Value};
 

@@ -134,7 +134,7 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         .test_db
         .scalars::<String>("SELECT id FROM users WHERE email = 'alice@example.com'")
         .await[0];
-    let per_token_audit = format!("{PUBLIC_URL}/audit-events?actor=public-api-token/{leaked_id}");
+    let incident_url = format!("{PUBLIC_URL}/app/w/{}/incidents/{alert_id}", ws.id);
     for (address, user_id, greeting) in [
         ("alice@example.com", alice_id.as_str(), "Hello alice"),
         ("bob@example.com", bob_id.as_str(), "Hello Bob"),
@@ -182,9 +182,15 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
                 "User Added",
                 "dave@example.com",
                 dave_id.as_str(),
+                // The blast radius, in words: the token it minted was
+                // revoked with it, the user it added is for review.
+                "leakguard revoked it as well",
+                "revoked now",
+                "Review these",
+                "added user dave@example.com as member",
                 // Next steps.
-                per_token_audit.as_str(),
-                &format!("{PUBLIC_URL}/tokens"),
+                incident_url.as_str(),
+                "Mint a replacement there",
                 "git history",
             ] {
                 assert!(
@@ -202,8 +208,14 @@ async fn every_owner_and_no_one_else_gets_one_complete_message() {
         // HTML is escaped; the plain text is not.
         assert!(html.contains("Acme Zürich &amp; Co"), "{html}");
         assert!(!html.contains("Zürich & Co"));
-        assert!(html_text.contains(&format!("<a href=\"{per_token_audit}\">")));
-        assert!(html_text.contains(&format!("<a href=\"{LEAK_URL}\">")));
+        // Every link is the incident page (not even GitHub's URL is one).
+        let links: Vec<&str> = html_text
+            .split("href=\"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').unwrap()])
+            .collect();
+        assert!(links.len() >= 3, "{links:?}");
+        assert!(links.iter().all(|l| *l == incident_url), "{links:?}");
 
         // The token itself appears nowhere, encoded or decoded.
         for haystack in [&m.raw(), &text, &html] {
@@ -474,9 +486,15 @@ async fn a_claim_left_by_a_crashed_worker_is_delivered_after_its_lease() {
     // and never releases.
     let lease = Duration::from_secs(2);
     let claimed_from = Instant::now();
-    let claimed = outbox::claim(&app.db, "worker-that-crashes", lease, 10)
-        .await
-        .unwrap();
+    let claimed = outbox::claim(
+        &app.db,
+        "worker-that-crashes",
+        lease,
+        10,
+        leakguard::notify::Priority::Notification,
+    )
+    .await
+    .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].recipient, "owner@example.com");
 
@@ -584,6 +602,7 @@ async fn two_workers_deliver_a_queue_of_200_without_duplicates() {
         Db::connect(&app.db_url).await.unwrap(),
         Transport::from_settings(&settings).unwrap(),
         Arc::new(Notify::new()),
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
         second_metrics.clone(),
     )
     .unwrap();
@@ -696,4 +715,181 @@ async fn mail_leaves_right_after_commit_not_at_the_next_poll() {
             "alert {i}: mail after {latency:?}"
         );
     }
+}
+
+/// An address of this machine that is not loopback: where a mail server
+/// "elsewhere" can listen during a test. (The UDP socket only picks the
+/// outgoing interface; nothing is sent.)
+fn non_loopback_address() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket.connect("192.0.2.1:9").unwrap();
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "this test needs a network interface besides loopback; found {ip}"
+    );
+    ip
+}
+
+/// Issue 17, finding 6. `smtp://` to a host that is not this machine used
+/// to fall back to plain text when the server offered no STARTTLS (or a
+/// network in between stripped the offer), and lettre then sent AUTH, and
+/// the mail, in clear. Now STARTTLS is required there: nothing is sent,
+/// the attempt is recorded as such, and the mail waits. Plain text needs
+/// the operator's explicit LEAKGUARD_SMTP_ALLOW_PLAINTEXT (and a mail
+/// catcher on this machine needs nothing: every other test here uses one).
+#[tokio::test]
+async fn smtp_elsewhere_without_starttls_gets_neither_credentials_nor_mail() {
+    let smtp = SmtpServer::start_on(non_loopback_address()).await;
+    smtp.offer_auth(true);
+    let url = smtp.url().replace("smtp://", "smtp://mailer:s3cr3t@");
+    let app = TestApp::spawn_with(&[("SMTP_URL", &url)]).await;
+    let ws = app.workspace("Acme", "alice@example.com").await;
+    let (leaked, _) = app.mint(&ws, "leaky", "member").await;
+    app.report(&[&leaked]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let last_error = loop {
+        let errors: Vec<String> = app
+            .test_db
+            .scalars("SELECT last_error FROM outbox WHERE last_error IS NOT NULL")
+            .await;
+        if let Some(error) = errors.into_iter().next() {
+            break error;
+        }
+        assert!(Instant::now() < deadline, "no failed attempt recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(last_error.contains("STARTTLS"), "{last_error}");
+    assert!(smtp.connections() >= 1, "the server was reached");
+    assert_eq!(smtp.auth_commands(), Vec::<String>::new(), "no credentials");
+    assert_eq!(smtp.count(), 0, "no mail in clear");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL")
+            .await,
+        1,
+        "the mail waits for a fixed mail server"
+    );
+    let (key, keys, dir, mut settings) = app.stop().await;
+
+    // The operator's explicit choice: plain text it is.
+    settings.insert("SMTP_ALLOW_PLAINTEXT".into(), "true".into());
+    let app = TestApp::start(settings, key, keys, dir).await;
+    let messages = smtp.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(messages[0].to, ["alice@example.com"]);
+    let auth = smtp.auth_commands();
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert!(auth[0].starts_with("AUTH PLAIN"), "{auth:?}");
+    drop(app);
+}
+
+/// Issue 17, finding 7. A worker whose lease ran out, and whose message
+/// another worker took over meanwhile, must not settle that message: its
+/// late 250 must not mark it sent (which would end the other worker's
+/// claim), and its late failure must not reschedule it.
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_leaves_the_message_to_the_worker_that_has_it() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with(&smtp, &[]).await;
+    let delivered = app.workspace("Delivered", "delivered@example.com").await;
+    let refused = app.workspace("Refused", "refused@example.com").await;
+    let (first, _) = app.mint(&delivered, "a", "member").await;
+    let (second, _) = app.mint(&refused, "b", "member").await;
+    let take_over = |recipient: &str| {
+        format!(
+            "UPDATE outbox SET locked_by = 'worker-of-another-replica', locked_until = {}
+             WHERE recipient = '{recipient}'",
+            leakguard::time::now_micros() + 3_600_000_000
+        )
+    };
+    let row = |recipient: &str| {
+        format!(
+            "SELECT COALESCE(locked_by, '-') || ' sent=' || (sent_at IS NOT NULL) || ' attempts=' \
+             || attempts || ' error=' || COALESCE(last_error, '-') FROM outbox
+             WHERE recipient = '{recipient}'"
+        )
+    };
+    let expected = "worker-of-another-replica sent=false attempts=0 error=-";
+
+    for (token, recipient, refusal) in [
+        (&first, "delivered@example.com", None),
+        (
+            &second,
+            "refused@example.com",
+            Some("451 4.3.0 try again later"),
+        ),
+    ] {
+        smtp.refuse(Stage::EndOfData, refusal);
+        // The worker is mid-send: the data is out, the answer held back.
+        smtp.hold(true);
+        app.report(&[token]).await;
+        smtp.wait_held(1, Duration::from_secs(10)).await;
+        // Its lease runs out and another worker claims the message.
+        sqlx::query(&take_over(recipient))
+            .execute(app.test_db.pool())
+            .await
+            .unwrap();
+        smtp.hold(false);
+        smtp.wait_idle(Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let state: Vec<String> = app.test_db.scalars(&row(recipient)).await;
+        let state = state[0].replace("sent=0", "sent=false");
+        assert_eq!(state, expected, "{recipient}");
+    }
+    assert_eq!(smtp.count(), 1);
+    assert_eq!(smtp.refused_at(Stage::EndOfData), 1);
+}
+
+/// Issue 17, finding 7. Two replicas, a lease of one second, and a mail
+/// server that takes a third of a second per message: the first worker's
+/// batch outlives its lease, and the second worker claims what is left.
+/// Each message is still sent once, since a worker renews its lease right
+/// before each send and skips a message it no longer holds. (Settings where
+/// the SMTP timeout is more than half the lease are refused at start:
+/// `config::tests::the_smtp_timeout_must_fit_well_inside_the_lease`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_outlives_its_lease_is_still_sent_once() {
+    const N: usize = 8;
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(Duration::from_millis(300));
+    let app = app_with(
+        &smtp,
+        &[("OUTBOX_LEASE_SECS", "1"), ("SMTP_TIMEOUT_SECS", "0.5")],
+    )
+    .await;
+    let settings = Settings::from_map(&app.settings).unwrap();
+    let second = Worker::new(
+        &settings,
+        Db::connect(&app.db_url).await.unwrap(),
+        Transport::from_settings(&settings).unwrap(),
+        Arc::new(Notify::new()),
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let (stop_second, stopped) = watch::channel(false);
+    let second = tokio::spawn(second.run(stopped));
+
+    let mut tokens = Vec::new();
+    for i in 0..N {
+        let email = format!("owner{i}@example.com");
+        tokens.push(app.workspace(&format!("ws {i}"), &email).await.owner_token);
+    }
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    app.report(&refs).await;
+    let messages = smtp.wait_for(N, Duration::from_secs(30)).await;
+    assert_eq!(
+        app.wait_for_count(
+            "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL",
+            N as i64,
+            10
+        )
+        .await,
+        N as i64
+    );
+    tokio::time::sleep(QUIET).await;
+    let all = smtp.messages();
+    assert_eq!(unique_message_ids(&all).len(), N, "each message once");
+    assert_eq!(all.len(), messages.len().max(N));
+    stop_second.send(true).unwrap();
+    second.await.unwrap();
 }

@@ -68,15 +68,25 @@ fn run(program: &str, args: &[&str]) {
     );
 }
 
-async fn readyz(app: &TestApp) -> (u16, Value) {
-    let res = app
-        .client
-        .get(app.url("/readyz"))
-        .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .expect("/readyz answers within 30 s");
-    (res.status().as_u16(), json(res).await)
+/// `/readyz` once it answers `status`, or its last answer after a few
+/// seconds: one database probe answers it for up to
+/// `READINESS_PROBE_TTL`, so a change shows within that time, not at once.
+async fn readyz(app: &TestApp, status: u16) -> (u16, Value) {
+    let deadline = std::time::Instant::now() + leakguard::operations::READINESS_PROBE_TTL * 3;
+    loop {
+        let res = app
+            .client
+            .get(app.url("/readyz"))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("/readyz answers within 30 s");
+        let answer = (res.status().as_u16(), json(res).await);
+        if answer.0 == status || std::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 // ------------------------------------------------------------ key endpoint
@@ -110,7 +120,7 @@ async fn a_key_endpoint_returning_garbage_or_hanging_keeps_the_last_good_set() {
         let (token, _) = app.mint(&ws, "t", "member").await;
         let feedback = app.report(&[&token]).await;
         assert_eq!(feedback[0]["label"], "true_positive", "after {body:?}");
-        assert_eq!(readyz(&app).await.0, 200, "after {body:?}");
+        assert_eq!(readyz(&app, 200).await.0, 200, "after {body:?}");
     }
 
     // A key endpoint that hangs longer than the fetch's 5 s timeout,
@@ -145,7 +155,7 @@ async fn a_key_endpoint_returning_garbage_or_hanging_keeps_the_last_good_set() {
     assert_eq!(app.report(&[&token]).await[0]["label"], "true_positive");
     assert!(!hanging.is_finished(), "the hanging fetch ended early");
     assert_eq!(hanging.await.unwrap(), 401, "the fetch timed out");
-    assert_eq!(readyz(&app).await.0, 200);
+    assert_eq!(readyz(&app, 200).await.0, 200);
 
     // The endpoint recovers: the rotation is picked up by the next alert.
     app.keys.set_delay(Duration::ZERO);
@@ -315,6 +325,9 @@ async fn postgres_outage_mid_stream(mode: &str) {
         ("DATABASE_URL", &pg.url()),
         ("RATE_LIMIT_BURST", "100000"),
         ("RATE_LIMIT_PER_SECOND", "100000"),
+        // Every revoked token is tried once more at the end: 40 failed
+        // authentications from one address.
+        ("AUTH_FAILURE_BURST", "100000"),
     ])
     .await;
     let ws = app.workspace("Acme", "alice@example.com").await;
@@ -389,7 +402,7 @@ async fn postgres_outage_mid_stream(mode: &str) {
     wait(|| count(Answer::Ok) >= 5, "5 alerts before the crash").await;
     pg.ctl("stop", mode);
     wait(|| count(Answer::Unavailable) >= 3, "3 alerts refused").await;
-    let (status, body) = readyz(&app).await;
+    let (status, body) = readyz(&app, 503).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["database"], false);
     assert_eq!(
@@ -407,7 +420,7 @@ async fn postgres_outage_mid_stream(mode: &str) {
     for sender in senders {
         sender.await.unwrap();
     }
-    assert_eq!(readyz(&app).await.0, 200);
+    assert_eq!(readyz(&app, 200).await.0, 200);
     // After the restart, a revocation through the API is refused by the
     // very next request too.
     let (doomed, doomed_id) = app.mint(&ws, "doomed", "member").await;
@@ -635,7 +648,7 @@ async fn a_full_disk_gives_a_clear_503_and_a_failing_readyz_until_space_is_freed
     let res = app.post_alert(body.clone()).await;
     assert_eq!(res.status(), 503, "GitHub retries the alert later");
     assert_eq!(json(res).await["errors"][0]["message"], FULL);
-    let (status, ready) = readyz(&app).await;
+    let (status, ready) = readyz(&app, 503).await;
     assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["databaseError"], FULL);
     // Reads still work, and nothing was written.
@@ -643,7 +656,7 @@ async fn a_full_disk_gives_a_clear_503_and_a_failing_readyz_until_space_is_freed
     assert_eq!(app.count(ROWS).await, before);
 
     std::fs::remove_file(filler).unwrap();
-    assert_eq!(readyz(&app).await.0, 200);
+    assert_eq!(readyz(&app, 200).await.0, 200);
     assert_eq!(
         app.post("/sources", &ws.owner_token, &source("after"))
             .await
@@ -696,7 +709,7 @@ async fn a_read_only_sqlite_file_stops_start_up_with_a_clear_error() {
     disk.remount("rw");
     let app = TestApp::start(settings, key, keys, dir).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM workspaces").await, 1);
-    assert_eq!(readyz(&app).await.0, 200);
+    assert_eq!(readyz(&app, 200).await.0, 200);
 }
 
 // ------------------------------------------------------------------ SIGKILL
@@ -744,8 +757,10 @@ fn sigkill_during_a_stream_of_alerts_loses_no_2xx_alert_and_no_mail() {
         ("LEAKGUARD_SMTP_URL", smtp_url.as_str()),
         ("LEAKGUARD_OUTBOX_POLL_SECS", "0.2"),
         ("LEAKGUARD_OUTBOX_BACKOFF_BASE_SECS", "0.1"),
-        // The killed worker's claims expire quickly for the restarted one.
+        // The killed worker's claims expire quickly for the restarted one
+        // (and a send must fit in half the lease).
         ("LEAKGUARD_OUTBOX_LEASE_SECS", "2"),
+        ("LEAKGUARD_SMTP_TIMEOUT_SECS", "1"),
     ];
     let mut server = Server::start(&sb, &env);
     server.wait_ready();

@@ -125,11 +125,15 @@ where
     );
 }
 
-fn load_settings() -> [(&'static str, &'static str); 2] {
-    // The load would otherwise meet the per-token rate limit.
+fn load_settings() -> [(&'static str, &'static str); 4] {
+    // The load would otherwise meet the per-token rate limit, and the
+    // requests with the revoked token the limit on failed authentications
+    // (which answers 429 instead of looking the token up).
     [
         ("RATE_LIMIT_BURST", "1000000"),
         ("RATE_LIMIT_PER_SECOND", "1000000"),
+        ("AUTH_FAILURE_BURST", "1000000"),
+        ("AUTH_FAILURE_PER_SECOND", "1000000"),
     ]
 }
 

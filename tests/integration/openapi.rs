@@ -47,7 +47,7 @@ fn documented(doc: &Value) -> BTreeMap<String, BTreeSet<String>> {
 
 fn concrete(path: &str) -> String {
     path.replace("{id}", "no-such-id")
-        .replace("{key}", "no-such-key")
+        .replace("{writeKey}", "no-such-key")
 }
 
 /// Whether the server routed the request to a handler, rather than to its
@@ -175,6 +175,29 @@ async fn the_document_describes_auth_statuses_and_media_types() {
         doc["paths"]["/secret-scanning/github"]["post"]["security"],
         json!([])
     );
+    // What the alert endpoint decides before reading a body, and while it
+    // does: a deadline (408), a byte budget or a key not yet fetched (503,
+    // with Retry-After).
+    let alert = &doc["paths"]["/secret-scanning/github"]["post"]["responses"];
+    for status in ["200", "401", "408", "413", "422", "503"] {
+        assert!(
+            alert[status].is_object(),
+            "the alert endpoint documents {status}"
+        );
+    }
+    assert_eq!(alert["503"]["headers"]["Retry-After"]["required"], true);
+    // /readyz says when its shared probe ran; /metrics is elsewhere when
+    // LEAKGUARD_METRICS_BIND is set.
+    let readiness = doc["paths"]["/readyz"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["$ref"]
+        .as_str()
+        .unwrap();
+    let readiness = &doc["components"]["schemas"][readiness.rsplit('/').next().unwrap()];
+    assert!(readiness["required"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("checkedAt")));
+    assert!(doc["paths"]["/metrics"]["get"]["responses"]["404"].is_object());
 
     let public_api: BTreeSet<String> = leakguard::api::endpoints()
         .iter()
@@ -214,7 +237,9 @@ async fn the_document_describes_auth_statuses_and_media_types() {
                 let headers = &response["headers"];
                 match status.as_str() {
                     "401" | "406" => assert!(headers.is_null(), "{what} {status}"),
-                    "404" | "503" => {
+                    // 429 also comes to an address that failed to
+                    // authenticate too often, before its token is read.
+                    "404" | "429" | "503" => {
                         assert_eq!(headers["X-RateLimit-Remaining"]["required"], false)
                     }
                     _ => assert_eq!(
@@ -230,7 +255,7 @@ async fn the_document_describes_auth_statuses_and_media_types() {
                 assert!(responses.contains_key("404"), "{what}");
             }
             if op["requestBody"].is_object() {
-                for status in ["400", "413", "415", "422"] {
+                for status in ["400", "408", "413", "415", "422"] {
                     assert!(responses.contains_key(status), "{what} documents {status}");
                 }
             }

@@ -572,3 +572,60 @@ async fn settings_cannot_grow_a_row_without_bound() {
     let res = app.patch(&path, owner, &json!({ "name": "Web" })).await;
     assert_eq!(res.status(), 200);
 }
+
+/// Issue 17, finding 7. Token uses are written to `last_used_at` in
+/// periodic flushes. When the database refused a write, the flush used to
+/// drop every use it had not written yet; now they wait for the next
+/// flush. The database's refusal is a trigger made for the test.
+#[tokio::test]
+async fn token_uses_a_flush_could_not_write_are_written_by_the_next() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme", "owner@acme.test").await;
+    let mut tokens = vec![ws.owner_token.clone()];
+    for name in ["a", "b"] {
+        tokens.push(app.mint(&ws, name, "member").await.0);
+    }
+    // Minting used the owner token: write that use first.
+    app.state.last_used.flush(&app.db).await.unwrap();
+    const WRITTEN: &str = "SELECT COUNT(*) FROM tokens WHERE last_used_at IS NOT NULL";
+    assert_eq!(app.count(WRITTEN).await, 1);
+    execute_all(
+        &app,
+        if test_support::db::is_postgres() {
+            &[
+                "CREATE FUNCTION refuse_last_used() RETURNS trigger AS $$
+                 BEGIN RAISE EXCEPTION 'injected failure'; END; $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON tokens
+                 FOR EACH ROW EXECUTE FUNCTION refuse_last_used()",
+            ]
+        } else {
+            &[
+                "CREATE TRIGGER refuse_last_used BEFORE UPDATE OF last_used_at ON tokens
+               BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ]
+        },
+    )
+    .await;
+    for token in &tokens {
+        assert_eq!(app.get("/", token).await.status(), 200);
+    }
+    let failed = app.state.last_used.flush(&app.db).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(app.count(WRITTEN).await, 1);
+
+    let drop_trigger = if test_support::db::is_postgres() {
+        "DROP TRIGGER refuse_last_used ON tokens"
+    } else {
+        "DROP TRIGGER refuse_last_used"
+    };
+    execute_all(&app, &[drop_trigger]).await;
+    let written = app.state.last_used.flush(&app.db).await.unwrap();
+    assert_eq!(written, tokens.len(), "every use the failed flush kept");
+    assert_eq!(app.count(WRITTEN).await, tokens.len() as i64);
+}
+
+async fn execute_all(app: &TestApp, statements: &[&str]) {
+    for sql in statements {
+        app.test_db.execute(sql).await.unwrap();
+    }
+}

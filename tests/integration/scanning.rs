@@ -282,12 +282,20 @@ async fn bad_requests_change_nothing() {
             .status(),
         401
     );
-    // Unknown identifier, even after the refetch.
+    // Unknown identifier, even after the refetch: 401. Another one before
+    // the next refetch is allowed: 503, so that GitHub retries.
     assert_eq!(
         app.post_alert_raw(good.clone(), &stranger.identifier(), &stranger.sign(&good))
             .await
             .status(),
         401
+    );
+    let another = DevKey::generate();
+    assert_eq!(
+        app.post_alert_raw(good.clone(), &another.identifier(), &another.sign(&good))
+            .await
+            .status(),
+        503
     );
     // Signed but malformed.
     for bad in [
@@ -349,7 +357,8 @@ async fn key_rotation_fetches_the_new_set_once() {
     assert_eq!(app.keys.hits(), 2, "cached keys need no fetch");
 
     // Random identifiers do not make us hammer GitHub: one refetch per
-    // interval at most.
+    // interval at most. Until the next is allowed, an identifier that is
+    // not in the set gets 503 and Retry-After: it may be GitHub's newest.
     for _ in 0..5 {
         let stranger = DevKey::generate();
         let res = app
@@ -359,9 +368,15 @@ async fn key_rotation_fetches_the_new_set_once() {
                 &stranger.sign(b"[]"),
             )
             .await;
-        assert_eq!(res.status(), 401);
+        assert_eq!(res.status(), 503);
+        let retry_after: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry_after), "{retry_after}");
     }
-    assert!(app.keys.hits() <= 3, "hits: {}", app.keys.hits());
+    assert_eq!(app.keys.hits(), 2, "no refetch within the interval");
 }
 
 #[tokio::test]
@@ -520,4 +535,108 @@ async fn a_database_outage_gives_503_so_github_retries() {
     assert_eq!(body["errors"][0]["type"], "unavailable");
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
+}
+
+/// Issue 17, finding 4: a key-set document is read up to
+/// `MAX_KEY_SET_BYTES` and no further. A larger one (here a valid set that
+/// lists a new key, padded past the cap) is a failed fetch: the last good
+/// set stays, and the new key is not trusted from it.
+#[tokio::test]
+async fn an_oversized_key_set_is_not_read_and_the_last_good_set_stays() {
+    use leakguard::scanning::keys::MAX_KEY_SET_BYTES;
+    let app = TestApp::spawn_with(&[("GITHUB_KEYS_MIN_REFETCH_SECS", "0.001")]).await;
+    let failures = || {
+        app.state
+            .metrics
+            .key_fetches
+            .with_label_values(&["failure"])
+            .get()
+    };
+    let new_key = DevKey::generate();
+    let set = DevKey::key_set(&[&new_key, &app.key]);
+    let padded = format!("{set}{}", " ".repeat(MAX_KEY_SET_BYTES));
+    assert!(serde_json::from_str::<Value>(&padded).is_ok(), "valid JSON");
+    app.keys.set(Some(padded));
+    let body = b"[]".to_vec();
+    let res = app
+        .post_alert_raw(body.clone(), &new_key.identifier(), &new_key.sign(&body))
+        .await;
+    assert_eq!(res.status(), 401, "the oversized set was not taken");
+    assert_eq!(failures(), 1);
+    assert_eq!(
+        app.post_alert(body.clone()).await.status(),
+        200,
+        "the old set stays"
+    );
+
+    // The same set, unpadded, is taken.
+    app.keys.set(Some(set));
+    let res = app
+        .post_alert_raw(body.clone(), &new_key.identifier(), &new_key.sign(&body))
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(failures(), 1);
+}
+
+/// Issue 17, finding 4: replicas share key-set fetches through the
+/// database. A replica that starts moments after another takes the set it
+/// stored; a rotation is fetched by the replica that meets the new key
+/// first, and the other finds that set in the database; and the periodic
+/// refresh is made once per interval by all replicas together, not once
+/// by each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_key_set_fetches() {
+    let first = TestApp::spawn().await;
+    assert_eq!(first.keys.hits(), 1, "the first replica's start-up fetch");
+    let second = TestApp::spawn_with(&[
+        ("DATABASE_URL", &first.db_url),
+        ("GITHUB_KEYS_URL", &first.keys.url),
+    ])
+    .await;
+    assert_eq!(
+        first.keys.hits(),
+        1,
+        "the second replica took the stored set"
+    );
+    let body = b"[]".to_vec();
+    let sig = first.key.sign(&body);
+    let res = second
+        .post_alert_raw(body.clone(), &first.key.identifier(), &sig)
+        .await;
+    assert_eq!(res.status(), 200, "and verifies with it");
+
+    let new_key = DevKey::generate();
+    first
+        .keys
+        .set(Some(DevKey::key_set(&[&new_key, &first.key])));
+    let sig = new_key.sign(&body);
+    for replica in [&first, &second] {
+        let res = replica
+            .post_alert_raw(body.clone(), &new_key.identifier(), &sig)
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(first.keys.hits(), 2, "one fetch for the rotation, for both");
+    let (_, keys, dir, settings) = second.stop().await;
+    drop((keys, dir, settings));
+    drop(first);
+
+    // The periodic refresh, every 0.5 s on each of two replicas.
+    let first = TestApp::spawn_with(&[("GITHUB_KEYS_REFRESH_SECS", "0.5")]).await;
+    let second = TestApp::spawn_with(&[
+        ("DATABASE_URL", &first.db_url),
+        ("GITHUB_KEYS_URL", &first.keys.url),
+        ("GITHUB_KEYS_REFRESH_SECS", "0.5"),
+    ])
+    .await;
+    let (hits, started) = (first.keys.hits(), std::time::Instant::now());
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let fetches = first.keys.hits() - hits;
+    let intervals = (started.elapsed().as_secs_f64() / 0.5).ceil() as usize;
+    eprintln!("{fetches} fetches in {intervals} intervals");
+    assert!(
+        fetches >= 2 && fetches <= intervals + 1,
+        "{fetches} fetches in {intervals} intervals of two replicas"
+    );
+    drop(second);
 }

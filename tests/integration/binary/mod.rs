@@ -17,6 +17,7 @@ use test_support::process::{self, free_port, wait_exit, wait_until};
 const BIN: &str = env!("CARGO_BIN_EXE_leakguard");
 pub(crate) const LOCATION: &str = "https://github.com/octo/repo/blob/main/.env";
 
+mod audit_checkpoints;
 mod metrics_and_logs;
 mod migrations;
 mod quick_start;
@@ -195,6 +196,10 @@ impl Server {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
     }
 
     pub(crate) fn get(&self, path: &str, token: &str) -> reqwest::blocking::Response {

@@ -110,3 +110,39 @@ fn alert_simulate_with_a_foreign_key_is_refused() {
     assert!(!sb.is_revoked(&token));
     assert_eq!(server.get("/", &token).status(), 200);
 }
+
+/// `leakguard user login-link` prints a one-time link that the server
+/// takes, and refuses an address no workspace has.
+#[test]
+fn login_link_prints_a_link_the_server_accepts() {
+    let mut sb = Sandbox::new();
+    sb.workspace("Acme", "alice@example.com");
+    sb.keygen();
+    let server = Server::start(&sb, &[]);
+    server.wait_ready();
+    let done = sb
+        .run(&["user", "login-link", "--email", "Alice@Example.com"])
+        .expect_success("user login-link");
+    let link = done.stdout.trim();
+    let (base, secret) = link.split_once("/app/sign-in/link?token=").unwrap();
+    assert!(base.starts_with("http"), "{link}");
+    assert_eq!(secret.len(), 43, "{link}");
+    assert!(done.stderr.contains("valid once"), "{}", done.stderr);
+    let page =
+        reqwest::blocking::get(server.url(&format!("/app/sign-in/link?token={secret}"))).unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page
+        .text()
+        .unwrap()
+        .contains("Sign in as alice@example.com"));
+
+    let done = sb.run(&["user", "login-link", "--email", "nobody@example.com"]);
+    assert_eq!(done.code, Some(1), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("no workspace has a user"),
+        "{}",
+        done.stderr
+    );
+    let done = sb.run(&["user", "login-link", "--email", "not-an-address"]);
+    assert_eq!(done.code, Some(2), "{}", done.stderr);
+}

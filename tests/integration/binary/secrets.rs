@@ -1,6 +1,7 @@
 //! No issued token is kept or repeated anywhere but in the answer that
 //! created it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -196,4 +197,108 @@ fn postgres_rows_as_text(url: &str) -> Vec<u8> {
         db.close().await;
         out
     })
+}
+
+/// Issue 17, finding 5. `DELETE /sources/{id}/writekey/{writeKey}` puts a
+/// live write key in the request target, which tracing-actix-web's default
+/// span recorded (`http.target`) on every line of the request. The
+/// request's span and its access line now name the route pattern, never
+/// the path; nor does any other line repeat a key, or a token sent where
+/// it never belongs (a query string). Checked over the JSON logs of a whole
+/// run at debug level, actix's own lines included.
+#[test]
+fn write_keys_and_misplaced_tokens_never_reach_the_logs() {
+    let mut sb = Sandbox::new();
+    sb.set("LEAKGUARD_LOG_FORMAT", "json");
+    sb.set("RUST_LOG", "debug");
+    let (_, owner) = sb.workspace("Acme", "alice@example.com");
+    sb.keygen();
+    let mut server = Server::start(&sb, &[]);
+    server.wait_ready();
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = server
+            .client
+            .request(method, server.url(path))
+            .bearer_auth(&owner)
+            .timeout(Duration::from_secs(20));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().unwrap()
+    };
+    let res = send(
+        reqwest::Method::POST,
+        "/sources",
+        Some(serde_json::json!({ "slug": "web", "enabled": true, "metadataId": "kVr3mQ8cTn" })),
+    );
+    assert_eq!(res.status(), 201);
+    let source: Value = res.json().unwrap();
+    let id = source["data"]["source"]["id"].as_str().unwrap().to_string();
+    let res = send(
+        reqwest::Method::POST,
+        &format!("/sources/{id}/writekey"),
+        None,
+    );
+    assert_eq!(res.status(), 201);
+    let keys: Vec<String> = res.json::<Value>().unwrap()["data"]["source"]["writeKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys.len(), 2);
+    let res = send(
+        reqwest::Method::DELETE,
+        &format!("/sources/{id}/writekey/{}", keys[1]),
+        None,
+    );
+    assert_eq!(res.status(), 200);
+    // One the source does not have (a 404, logged at info), and one that
+    // was just removed.
+    let unknown = format!("{}Zz", &keys[0][..keys[0].len() - 2]);
+    for key in [&unknown, &keys[1]] {
+        let res = send(
+            reqwest::Method::DELETE,
+            &format!("/sources/{id}/writekey/{key}"),
+            None,
+        );
+        assert_eq!(res.status(), 404);
+    }
+    let res = send(
+        reqwest::Method::GET,
+        &format!("/?access_token={owner}"),
+        None,
+    );
+    assert_eq!(res.status(), 200);
+    assert!(server.terminate(Duration::from_secs(30)).success());
+    let logs = server.logs();
+
+    for secret in [
+        &keys[0],
+        &keys[1],
+        &unknown,
+        &owner,
+        &owner[4..].to_string(),
+    ] {
+        for line in logs.lines() {
+            assert!(
+                !line.contains(secret.as_str()),
+                "{secret:?} leaked into: {line}"
+            );
+        }
+    }
+    // The requests are in the log, by their route, not their path.
+    let routes: BTreeSet<(String, u64)> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "request completed")
+        .filter_map(|v| Some((v["route"].as_str()?.to_string(), v["status"].as_u64()?)))
+        .collect();
+    for expected in [
+        ("/sources/{id}/writekey/{writeKey}".to_string(), 200),
+        ("/sources/{id}/writekey/{writeKey}".to_string(), 404),
+        ("/".to_string(), 200),
+    ] {
+        assert!(routes.contains(&expected), "{expected:?} not in {routes:?}");
+    }
 }

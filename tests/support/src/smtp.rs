@@ -1,6 +1,7 @@
 //! A small SMTP server for the tests and the benchmark: a real TCP
-//! conversation on 127.0.0.1, enough ESMTP for lettre (no STARTTLS
-//! offered, so opportunistic TLS falls back to plain text). It records every
+//! conversation (on 127.0.0.1 unless told otherwise), enough ESMTP for
+//! lettre (no STARTTLS offered, so opportunistic TLS falls back to plain
+//! text; AUTH PLAIN only when asked, and recorded). It records every
 //! accepted message and has switches for the failures the outbox must
 //! survive: refusals at MAIL, RCPT or DATA, a mail server that stops
 //! answering mid-message, one that is slow, and one that is down (stopped,
@@ -57,6 +58,10 @@ struct Shared {
     held: AtomicUsize,
     delay: Mutex<Duration>,
     greeting_delay: Mutex<Duration>,
+    /// Whether EHLO offers AUTH.
+    offer_auth: std::sync::atomic::AtomicBool,
+    /// AUTH commands received, as sent (credentials in clear, if any).
+    auth: Mutex<Vec<String>>,
 }
 
 struct Running {
@@ -66,18 +71,25 @@ struct Running {
 /// A test SMTP server on 127.0.0.1; see the module documentation.
 pub struct SmtpServer {
     pub port: u16,
+    ip: std::net::IpAddr,
     shared: Arc<Shared>,
     hold: watch::Sender<bool>,
     running: Mutex<Option<Running>>,
 }
 
 impl SmtpServer {
-    /// Listens on a fresh port.
+    /// Listens on a fresh port of 127.0.0.1.
     pub async fn start() -> SmtpServer {
-        let listener = bind(0).await;
+        SmtpServer::start_on([127, 0, 0, 1].into()).await
+    }
+
+    /// Listens on a fresh port of `ip` (an address of this machine).
+    pub async fn start_on(ip: std::net::IpAddr) -> SmtpServer {
+        let listener = bind(ip, 0).await;
         let port = listener.local_addr().unwrap().port();
         let server = SmtpServer {
             port,
+            ip,
             shared: Arc::new(Shared::default()),
             hold: watch::channel(false).0,
             running: Mutex::new(None),
@@ -94,9 +106,19 @@ impl SmtpServer {
         server
     }
 
-    /// `smtp://127.0.0.1:PORT`
+    /// `smtp://IP:PORT`
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        format!("smtp://{}", std::net::SocketAddr::new(self.ip, self.port))
+    }
+
+    /// Offers AUTH PLAIN in the EHLO reply (and accepts any credentials).
+    pub fn offer_auth(&self, on: bool) {
+        self.shared.offer_auth.store(on, Ordering::SeqCst);
+    }
+
+    /// Every AUTH command received, as the client sent it.
+    pub fn auth_commands(&self) -> Vec<String> {
+        self.shared.auth.lock().unwrap().clone()
     }
 
     /// Closes the listener and every open conversation (the mail server
@@ -112,7 +134,7 @@ impl SmtpServer {
     /// Listens again on the same port.
     pub async fn restart(&self) {
         self.stop().await;
-        let listener = bind(self.port).await;
+        let listener = bind(self.ip, self.port).await;
         self.serve(listener);
     }
 
@@ -261,11 +283,16 @@ impl SmtpServer {
 
 /// Binds with SO_REUSEADDR so that a restart can take the same port back
 /// while old connections linger in TIME_WAIT.
-async fn bind(port: u16) -> TcpListener {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+async fn bind(ip: std::net::IpAddr, port: u16) -> TcpListener {
+    let addr = std::net::SocketAddr::new(ip, port);
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let socket = TcpSocket::new_v4().unwrap();
+        let socket = if ip.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .unwrap();
         socket.set_reuseaddr(true).unwrap();
         match socket.bind(addr).and_then(|()| socket.listen(64)) {
             Ok(listener) => return listener,
@@ -356,8 +383,13 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
                 to.clear();
                 // One write for the whole multi-line reply, as real servers
                 // do: line by line would meet Nagle and delayed ACKs.
+                let auth = if shared.offer_auth.load(Ordering::SeqCst) {
+                    "250-AUTH PLAIN\r\n"
+                } else {
+                    ""
+                };
                 reply!(
-                    "250-smtp.test greets {arg}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {MAX_MESSAGE}"
+                    "250-smtp.test greets {arg}\r\n250-8BITMIME\r\n{auth}250-SMTPUTF8\r\n250 SIZE {MAX_MESSAGE}"
                 );
             }
             "HELO" => {
@@ -462,6 +494,10 @@ async fn converse(stream: TcpStream, shared: Arc<Shared>, mut hold: watch::Recei
                 reply!("221 2.0.0 bye");
                 let _ = write.shutdown().await;
                 return;
+            }
+            "AUTH" if shared.offer_auth.load(Ordering::SeqCst) => {
+                shared.auth.lock().unwrap().push(text.to_string());
+                reply!("235 2.7.0 authenticated");
             }
             "STARTTLS" | "AUTH" => reply!("502 5.5.1 not offered"),
             _ => reply!("500 5.5.2 command not recognised"),
