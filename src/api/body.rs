@@ -40,6 +40,11 @@ pub trait FromBody: ToSchema + Sized {
     /// Reads every field, recording each problem in `fields`; None when a
     /// required field is missing or unusable.
     fn read(fields: &mut Fields) -> Option<Self>;
+
+    /// Says in the document what the derived schema cannot, by rewriting
+    /// the body's component (`schemas[Self::name()]`) and adding others:
+    /// the settings that each kind of resource takes (`settings`).
+    fn refine_schema(_schemas: &mut std::collections::BTreeMap<String, Value>) {}
 }
 
 /// A JSON body of type `T`, not yet read: handlers read it only once the
@@ -161,6 +166,7 @@ impl<T> Parsed<T> {
 impl<T: FromBody> Describe for JsonBody<T> {
     fn describe(doc: &mut OperationDoc) {
         let schema = doc.schema::<T>();
+        T::refine_schema(&mut doc.schemas);
         if T::AT_LEAST_ONE {
             // Some field must be present and not null.
             let nulls: serde_json::Map<String, Value> = T::FIELDS

@@ -1,7 +1,8 @@
-//! `/catalog/sources` and `/catalog/destinations`: the kinds of source and
-//! destination a workspace can create, Segment-style. Sources and
-//! destinations name their kind by `metadataId`. The entries are
-//! `fixtures/catalog/*.json`, built into the binary.
+//! `/catalog/sources`, `/catalog/destinations` and `/catalog/warehouses`:
+//! the kinds of source, destination and warehouse a workspace can create,
+//! Segment-style. Each resource names its kind by `metadataId`, and its
+//! settings are checked against the kind's options (`settings`). The
+//! entries are `fixtures/catalog/*.json`, built into the binary.
 
 use std::sync::LazyLock;
 
@@ -45,6 +46,18 @@ pub fn resources() -> Vec<Resource> {
             OperationDoc::new("getDestinationMetadata", "One kind of destination")
                 .status(404, "No such destination in the catalog"),
         ),
+        Resource::new("/catalog/warehouses", "Catalog").get(
+            list_warehouses,
+            OperationDoc::new(
+                "getWarehousesCatalog",
+                "The kinds of warehouse a workspace can create",
+            ),
+        ),
+        Resource::new("/catalog/warehouses/{id}", "Catalog").get(
+            get_warehouse,
+            OperationDoc::new("getWarehouseMetadata", "One kind of warehouse")
+                .status(404, "No such warehouse in the catalog"),
+        ),
     ]
 }
 
@@ -60,6 +73,27 @@ pub struct CatalogEntry {
     pub categories: Vec<String>,
     /// The settings this kind of source or destination understands.
     pub options: Vec<CatalogOption>,
+}
+
+impl CatalogEntry {
+    /// The option named `name`.
+    pub fn option(&self, name: &str) -> Option<&CatalogOption> {
+        self.options.iter().find(|o| o.name == name)
+    }
+
+    /// The entry's slug as a word for a schema's name: `http-api` → `HttpApi`.
+    pub fn type_name(&self) -> String {
+        self.slug
+            .split(['-', '_'])
+            .map(|part| {
+                let mut chars = part.chars();
+                match chars.next() {
+                    Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// One setting of a catalog entry, in the shape of Segment's
@@ -97,6 +131,8 @@ pub static SOURCES: LazyLock<Vec<CatalogEntry>> =
     LazyLock::new(|| parse(include_str!("../../fixtures/catalog/sources.json")));
 pub static DESTINATIONS: LazyLock<Vec<CatalogEntry>> =
     LazyLock::new(|| parse(include_str!("../../fixtures/catalog/destinations.json")));
+pub static WAREHOUSES: LazyLock<Vec<CatalogEntry>> =
+    LazyLock::new(|| parse(include_str!("../../fixtures/catalog/warehouses.json")));
 
 fn parse(text: &str) -> Vec<CatalogEntry> {
     // The unit tests parse both files, so this cannot fail in a build that
@@ -112,6 +148,10 @@ pub fn destination_entry(id: &str) -> Option<&'static CatalogEntry> {
     DESTINATIONS.iter().find(|e| e.id == id)
 }
 
+pub fn warehouse_entry(id: &str) -> Option<&'static CatalogEntry> {
+    WAREHOUSES.iter().find(|e| e.id == id)
+}
+
 /// A source's `metadataId`: the id of an entry of `GET /catalog/sources`.
 #[derive(Debug, Clone, Copy)]
 pub struct SourceMetadataId(pub &'static CatalogEntry);
@@ -120,6 +160,26 @@ pub struct SourceMetadataId(pub &'static CatalogEntry);
 /// `GET /catalog/destinations`.
 #[derive(Debug, Clone, Copy)]
 pub struct DestinationMetadataId(pub &'static CatalogEntry);
+
+/// A warehouse's `metadataId`: the id of an entry of
+/// `GET /catalog/warehouses`.
+#[derive(Debug, Clone, Copy)]
+pub struct WarehouseMetadataId(pub &'static CatalogEntry);
+
+impl Parse for WarehouseMetadataId {
+    fn parse(text: &str) -> Result<WarehouseMetadataId, String> {
+        warehouse_entry(text)
+            .map(WarehouseMetadataId)
+            .ok_or_else(|| "is not the id of a warehouse in GET /catalog/warehouses".into())
+    }
+}
+
+impl utoipa::PartialSchema for WarehouseMetadataId {
+    fn schema() -> RefOr<Schema> {
+        id_of(&WAREHOUSES, "The id of an entry of GET /catalog/warehouses")
+    }
+}
+impl ToSchema for WarehouseMetadataId {}
 
 impl Parse for SourceMetadataId {
     fn parse(text: &str) -> Result<SourceMetadataId, String> {
@@ -263,14 +323,48 @@ pub async fn get_destination(
     }))
 }
 
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetWarehousesCatalogOutput {
+    warehouses_catalog: &'static [CatalogEntry],
+    pagination: Pagination,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetWarehouseMetadataOutput {
+    warehouse_metadata: &'static CatalogEntry,
+}
+
+pub async fn list_warehouses(
+    _caller: Caller,
+    page: Result<PageRequest, ApiError>,
+) -> Result<Data<GetWarehousesCatalogOutput>, ApiError> {
+    let (entries, pagination) = page_of(&WAREHOUSES, page?)?;
+    Ok(Data(GetWarehousesCatalogOutput {
+        warehouses_catalog: entries,
+        pagination,
+    }))
+}
+
+pub async fn get_warehouse(
+    _caller: Caller,
+    path: web::Path<String>,
+) -> Result<Data<GetWarehouseMetadataOutput>, ApiError> {
+    let entry =
+        warehouse_entry(&path).ok_or_else(|| ApiError::not_found("warehouse catalog entry"))?;
+    Ok(Data(GetWarehouseMetadataOutput {
+        warehouse_metadata: entry,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
-    use super::{CatalogEntry, DESTINATIONS, SOURCES};
+    use super::{CatalogEntry, OptionType, DESTINATIONS, SOURCES, WAREHOUSES};
 
     fn check(entries: &[CatalogEntry]) {
-        assert_eq!(entries.len(), 12);
         let mut ids = HashSet::new();
         let mut slugs = HashSet::new();
         for e in entries {
@@ -306,8 +400,28 @@ mod tests {
 
     #[test]
     fn the_shipped_catalog_is_well_formed() {
+        assert_eq!(SOURCES.len(), 12);
+        assert_eq!(DESTINATIONS.len(), 12);
         check(&SOURCES);
         check(&DESTINATIONS);
+        check(&WAREHOUSES);
+        let slugs: HashSet<&str> = WAREHOUSES.iter().map(|e| e.slug.as_str()).collect();
+        for slug in ["postgres", "snowflake", "bigquery", "redshift"] {
+            assert!(slugs.contains(slug), "{slug}");
+        }
+        // One option name means one type everywhere: a PATCH's settings
+        // are described for every kind at once (`settings::patch_schema`).
+        let mut types: HashMap<&str, OptionType> = HashMap::new();
+        for entry in SOURCES
+            .iter()
+            .chain(DESTINATIONS.iter())
+            .chain(WAREHOUSES.iter())
+        {
+            for o in &entry.options {
+                let first = *types.entry(o.name.as_str()).or_insert(o.option_type);
+                assert_eq!(first, o.option_type, "{} in {}", o.name, entry.slug);
+            }
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::error::ApiError;
 use super::pagination::{PageRequest, Pagination};
 use super::reply::{Created, Data, Done};
 use super::route::Resource;
-use super::settings;
+use super::settings::{self, Shown};
 use super::validate::Fields;
 use super::{path_id, OperationDoc};
 use crate::audit::{Changes, NewEvent};
@@ -69,10 +69,7 @@ pub struct DestinationView {
     /// The source (same workspace) whose events this destination receives.
     pub source_id: SourceId,
     pub workspace_id: WorkspaceId,
-    /// Values under keys that name a secret are shown as "••••".
-    #[serde(serialize_with = "settings::serialize_masked")]
-    #[schema(value_type = Object)]
-    pub settings: Value,
+    pub settings: Shown,
     /// The catalog entry (`GET /catalog/destinations`) this destination is an instance of.
     #[schema(value_type = Option<CatalogEntry>, required)]
     pub metadata: Option<&'static CatalogEntry>,
@@ -82,14 +79,15 @@ pub struct DestinationView {
 
 impl From<Destination> for DestinationView {
     fn from(d: Destination) -> DestinationView {
+        let metadata = catalog::destination_entry(&d.catalog_id);
         DestinationView {
-            metadata: catalog::destination_entry(&d.catalog_id),
+            settings: Shown::of(metadata, &d.settings),
+            metadata,
             id: d.id,
             name: d.name,
             enabled: d.enabled,
             source_id: d.source_id,
             workspace_id: d.workspace_id,
-            settings: d.settings,
             created_at: d.created_at,
             updated_at: d.updated_at,
         }
@@ -157,28 +155,32 @@ pub struct CreateDestinationInput {
     name: Option<Name>,
     /// Default: false.
     enabled: Option<bool>,
-    /// Secrets (keys naming a password, token, key or secret) are never
+    /// The options of the `metadataId`'s catalog entry. Secrets are never
     /// shown again, and "••••" cannot be one.
-    #[schema(value_type = Option<Object>)]
-    settings: Option<Map<String, Value>>,
+    #[schema(value_type = Object)]
+    settings: Map<String, Value>,
 }
 
 impl FromBody for CreateDestinationInput {
     const FIELDS: &'static [&'static str] =
         &["sourceId", "metadataId", "name", "enabled", "settings"];
 
+    fn refine_schema(schemas: &mut std::collections::BTreeMap<String, Value>) {
+        settings::one_variant_per_kind(schemas, "CreateDestinationInput", &catalog::DESTINATIONS);
+    }
+
     fn read(fields: &mut Fields) -> Option<CreateDestinationInput> {
         let source_id = fields.required("sourceId");
-        let metadata_id = fields.required("metadataId");
+        let metadata_id: Option<DestinationMetadataId> = fields.required("metadataId");
         let name = fields.optional("name");
         let enabled = fields.boolean("enabled", false);
-        let settings = fields.settings_for_create("settings");
+        let settings = fields.required_settings("settings", metadata_id.map(|m| m.0));
         Some(CreateDestinationInput {
             source_id: source_id?,
             metadata_id: metadata_id?,
             name,
             enabled,
-            settings,
+            settings: settings?,
         })
     }
 }
@@ -198,6 +200,14 @@ pub struct UpdateDestinationInput {
 impl FromBody for UpdateDestinationInput {
     const FIELDS: &'static [&'static str] = &["name", "enabled", "settings"];
     const AT_LEAST_ONE: bool = true;
+
+    fn refine_schema(schemas: &mut std::collections::BTreeMap<String, Value>) {
+        settings::patch_settings_property(
+            schemas,
+            "UpdateDestinationInput",
+            &catalog::DESTINATIONS,
+        );
+    }
 
     fn read(fields: &mut Fields) -> Option<UpdateDestinationInput> {
         Some(UpdateDestinationInput {
@@ -260,7 +270,7 @@ pub async fn create(
         enabled: body.enabled.unwrap_or(false),
         source_id: source.id,
         workspace_id: caller.workspace_id.clone(),
-        settings: Value::Object(body.settings.unwrap_or_default()),
+        settings: Value::Object(body.settings),
         catalog_id: metadata.id.to_string(),
         created_at: now,
         updated_at: now,
@@ -297,7 +307,10 @@ pub async fn update(
     let before = find(&mut change, &caller, &path).await?;
     let mut after = before.clone();
     if let Some(patch) = body.value.as_mut().and_then(|b| b.settings.take()) {
-        after.settings = settings::merge(&before.settings, patch, &mut body.errors);
+        let entry = catalog::destination_entry(&before.catalog_id).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("catalog id {:?}", before.catalog_id))
+        })?;
+        after.settings = settings::merge(entry, &before.settings, patch, &mut body.errors);
     }
     // Only now, so that mask errors are listed with all the others.
     let body = body.finish()?;

@@ -180,8 +180,13 @@ fn security(least_role: Option<crate::domain::Role>) -> Value {
 /// A path parameter: every `{id}` is an id the API issued (an id of
 /// another shape names nothing: 404); other names are described here.
 fn path_parameter(name: &str) -> Value {
+    let label_part =
+        json!({ "type": "string", "minLength": 1, "maxLength": crate::domain::Label::MAX });
     let (description, schema) = match name {
         "id" | "keyId" => ("An id this API issued", crate::domain::id_schema()),
+        "sourceId" => ("A source's id", crate::domain::id_schema()),
+        "key" => ("The label's key", label_part.clone()),
+        "value" => ("The label's value", label_part),
         "writeKey" => (
             "One of the source's `writeKeys` (log lines show the route, never the path)",
             json!({ "type": "string", "minLength": 1 }),
@@ -420,23 +425,34 @@ mod tests {
                 .as_str()
                 .expect("request bodies are named schemas");
             let name = reference.rsplit('/').next().unwrap();
-            let mut listed: Vec<&str> = schemas[name]["properties"]
-                .as_object()
-                .unwrap()
-                .keys()
-                .map(String::as_str)
-                .collect();
-            let mut read = body.fields.to_vec();
-            listed.sort();
-            read.sort();
-            assert_eq!(listed, read, "{} {}", endpoint.method, endpoint.path);
-            assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
-            if let Some(labels) = schemas[name]["properties"].get("labels") {
-                assert_eq!(
-                    labels["maxItems"],
-                    crate::api::validate::MAX_LABELS,
-                    "{name}"
-                );
+            // A body whose settings depend on its kind has one variant per
+            // kind; each must list exactly the fields read.
+            let variants: Vec<&str> = match schemas[name]["oneOf"].as_array() {
+                Some(refs) => refs
+                    .iter()
+                    .map(|r| r["$ref"].as_str().unwrap().rsplit('/').next().unwrap())
+                    .collect(),
+                None => vec![name],
+            };
+            for name in variants {
+                let mut listed: Vec<&str> = schemas[name]["properties"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
+                let mut read = body.fields.to_vec();
+                listed.sort();
+                read.sort();
+                assert_eq!(listed, read, "{} {} {name}", endpoint.method, endpoint.path);
+                assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+                if let Some(labels) = schemas[name]["properties"].get("labels") {
+                    assert_eq!(
+                        labels["maxItems"],
+                        crate::api::validate::MAX_LABELS,
+                        "{name}"
+                    );
+                }
             }
         }
     }

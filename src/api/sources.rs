@@ -10,16 +10,20 @@ use utoipa::ToSchema;
 use super::auth::{Caller, Identity, Member};
 use super::body::{FromBody, JsonBody};
 use super::catalog::{self, CatalogEntry, SourceMetadataId};
+use super::destinations::DestinationView;
 use super::error::{ApiError, OnUniqueViolation};
+use super::labels;
 use super::pagination::{PageRequest, Pagination};
 use super::reply::{Created, Data, Done};
 use super::route::Resource;
-use super::settings;
+use super::settings::{self, Shown};
 use super::validate::Fields;
+use super::warehouses::WarehouseView;
 use super::{path_id, OperationDoc};
 use crate::audit::{Changes, NewEvent};
 use crate::db::sources::{self, Source};
-use crate::domain::{Label, Name, Slug, SourceId, WorkspaceId};
+use crate::db::{destinations, tracking_plans, warehouses};
+use crate::domain::{Label, LabelInput, Name, Slug, SourceId, WorkspaceId};
 use crate::state::AppState;
 use crate::time::Timestamp;
 
@@ -78,6 +82,38 @@ pub fn resources() -> Vec<Resource> {
                 .status(404, NO_SUCH)
                 .status(409, "The source already has the most write keys allowed"),
         ),
+        Resource::new("/sources/{id}/labels", "Sources")
+            .post(
+                add_labels,
+                OperationDoc::new(
+                    "addLabelsToSource",
+                    "Add labels of the workspace to a source",
+                )
+                .describe("Each label must be one of GET /labels; those the source has stay.")
+                .status(404, NO_SUCH),
+            )
+            .put(
+                replace_labels,
+                OperationDoc::new("replaceLabelsInSource", "Replace a source's labels")
+                    .describe("Each label must be one of GET /labels.")
+                    .status(404, NO_SUCH),
+            ),
+        Resource::new("/sources/{id}/connected-destinations", "Sources").get(
+            list_connected_destinations,
+            OperationDoc::new(
+                "listConnectedDestinationsFromSource",
+                "The destinations that receive a source's events, oldest first",
+            )
+            .status(404, NO_SUCH),
+        ),
+        Resource::new("/sources/{id}/connected-warehouses", "Sources").get(
+            list_connected_warehouses,
+            OperationDoc::new(
+                "listConnectedWarehousesFromSource",
+                "The warehouses a source feeds, oldest first",
+            )
+            .status(404, NO_SUCH),
+        ),
         Resource::new("/sources/{id}/writekey/{writeKey}", "Sources").delete(
             remove_write_key,
             OperationDoc::new(
@@ -106,10 +142,7 @@ pub struct SourceView {
     /// Keys that identify this source to the tracking libraries (Segment's
     /// `writeKeys`); a new source has one.
     pub write_keys: Vec<String>,
-    /// Values under keys that name a secret are shown as "••••".
-    #[serde(serialize_with = "settings::serialize_masked")]
-    #[schema(value_type = Object)]
-    pub settings: Value,
+    pub settings: Shown,
     pub labels: Vec<Label>,
     /// The catalog entry (`GET /catalog/sources`) this source is an instance of.
     #[schema(value_type = Option<CatalogEntry>, required)]
@@ -120,15 +153,16 @@ pub struct SourceView {
 
 impl From<Source> for SourceView {
     fn from(source: Source) -> SourceView {
+        let metadata = catalog::source_entry(&source.catalog_id);
         SourceView {
-            metadata: catalog::source_entry(&source.catalog_id),
+            settings: Shown::of(metadata, &source.settings),
+            metadata,
             id: source.id,
             slug: source.slug,
             name: source.name,
             workspace_id: source.workspace_id,
             enabled: source.enabled,
             write_keys: source.write_keys,
-            settings: source.settings,
             labels: source.labels,
             created_at: source.created_at,
             updated_at: source.updated_at,
@@ -144,7 +178,7 @@ const MAX_WRITE_KEYS: usize = 10;
 
 /// The source `id` of the caller's workspace, or 404 (also for other
 /// workspaces' ids).
-async fn find(
+pub async fn find(
     conn: impl Into<crate::db::Conn<'_>>,
     caller: &Identity,
     id: &str,
@@ -155,7 +189,12 @@ async fn find(
         .ok_or_else(|| ApiError::not_found("source"))
 }
 
-fn event(event_type: &'static str, caller: &Identity, source: &Source, details: Value) -> NewEvent {
+pub fn event(
+    event_type: &'static str,
+    caller: &Identity,
+    source: &Source,
+    details: Value,
+) -> NewEvent {
     NewEvent {
         event_type,
         actor: caller.actor(),
@@ -205,11 +244,12 @@ pub struct CreateSourceInput {
     name: Option<Name>,
     enabled: bool,
     metadata_id: SourceMetadataId,
-    /// Secrets (keys naming a password, token, key or secret) are never
+    /// The options of the `metadataId`'s catalog entry. Secrets are never
     /// shown again, and "••••" cannot be one.
     #[schema(value_type = Option<Object>)]
     settings: Option<Map<String, Value>>,
-    #[schema(max_items = 100)]
+    /// Labels of the workspace (`GET /labels`).
+    #[schema(max_items = 100, value_type = Option<Vec<LabelInput>>)]
     labels: Option<Vec<Label>>,
 }
 
@@ -223,12 +263,16 @@ impl FromBody for CreateSourceInput {
         "labels",
     ];
 
+    fn refine_schema(schemas: &mut std::collections::BTreeMap<String, Value>) {
+        settings::one_variant_per_kind(schemas, "CreateSourceInput", &catalog::SOURCES);
+    }
+
     fn read(fields: &mut Fields) -> Option<CreateSourceInput> {
         let slug = fields.required("slug");
         let name = fields.optional("name");
         let enabled = fields.boolean("enabled", true);
-        let metadata_id = fields.required("metadataId");
-        let settings = fields.settings_for_create("settings");
+        let metadata_id: Option<SourceMetadataId> = fields.required("metadataId");
+        let settings = fields.settings_for_create("settings", metadata_id.map(|m| m.0));
         let labels = fields.labels("labels");
         Some(CreateSourceInput {
             slug: slug?,
@@ -252,14 +296,18 @@ pub struct UpdateSourceInput {
     /// key, "••••" keeps the stored secret.
     #[schema(value_type = Option<Object>)]
     settings: Option<Map<String, Value>>,
-    /// Replaces every label.
-    #[schema(max_items = 100)]
+    /// Replaces every label; each must be one of `GET /labels`.
+    #[schema(max_items = 100, value_type = Option<Vec<LabelInput>>)]
     labels: Option<Vec<Label>>,
 }
 
 impl FromBody for UpdateSourceInput {
     const FIELDS: &'static [&'static str] = &["slug", "name", "enabled", "settings", "labels"];
     const AT_LEAST_ONE: bool = true;
+
+    fn refine_schema(schemas: &mut std::collections::BTreeMap<String, Value>) {
+        settings::patch_settings_property(schemas, "UpdateSourceInput", &catalog::SOURCES);
+    }
 
     fn read(fields: &mut Fields) -> Option<UpdateSourceInput> {
         Some(UpdateSourceInput {
@@ -291,9 +339,13 @@ pub async fn create(
     body: JsonBody<CreateSourceInput>,
     state: web::Data<AppState>,
 ) -> Result<Created<SourceOutput>, ApiError> {
-    let body = body.read(&state.settings).await?;
-    let SourceMetadataId(metadata) = body.metadata_id;
+    let mut body = body.parse(&state.settings).await?;
     let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    if let Some(labels) = body.value.as_ref().and_then(|b| b.labels.as_ref()) {
+        labels::require_known(&mut change, &caller.workspace_id, labels, &mut body.errors).await?;
+    }
+    let body = body.finish()?;
+    let SourceMetadataId(metadata) = body.metadata_id;
     let now = Timestamp(change.at());
     let source = Source {
         id: SourceId::generate(),
@@ -339,9 +391,15 @@ pub async fn update(
     let before = find(&mut change, &caller, &path).await?;
     let mut after = before.clone();
     if let Some(patch) = body.value.as_mut().and_then(|b| b.settings.take()) {
-        after.settings = settings::merge(&before.settings, patch, &mut body.errors);
+        let entry = catalog::source_entry(&before.catalog_id).ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("catalog id {:?}", before.catalog_id))
+        })?;
+        after.settings = settings::merge(entry, &before.settings, patch, &mut body.errors);
     }
-    // Only now, so that mask errors are listed with all the others.
+    if let Some(labels) = body.value.as_ref().and_then(|b| b.labels.as_ref()) {
+        labels::require_known(&mut change, &caller.workspace_id, labels, &mut body.errors).await?;
+    }
+    // Only now, so that these problems are listed with all the others.
     let body = body.finish()?;
     after.slug = body.slug.unwrap_or(after.slug);
     after.name = body.name.unwrap_or(after.name);
@@ -388,13 +446,19 @@ pub async fn delete(
             source.slug.as_str()
         )));
     }
+    // Connections go with the source; the event says which there were.
+    let tracking_plan = tracking_plans::plan_of_source(&mut change, &source.id).await?;
+    tracking_plans::disconnect(&mut change, &source.id).await?;
+    let warehouses = warehouses::disconnect_source(&mut change, &source.id).await?;
     sources::delete(&mut change, &source.id).await?;
-    change.record(event(
-        "Source Deleted",
-        &caller,
-        &source,
-        json!({ "slug": source.slug }),
-    ));
+    let mut details = json!({ "slug": source.slug });
+    if let Some(plan) = tracking_plan {
+        details["trackingPlanId"] = json!(plan);
+    }
+    if !warehouses.is_empty() {
+        details["disconnectedWarehouses"] = json!(warehouses);
+    }
+    change.record(event("Source Deleted", &caller, &source, details));
     change.commit().await?;
     Ok(Done::success())
 }
@@ -457,4 +521,174 @@ pub async fn remove_write_key(
     let details = json!({ "changes": { "writeKeys": { "removed": write_key_hint(&removed) } } });
     save_write_keys(change, &caller, &mut source, details).await?;
     Ok(Done::success())
+}
+
+/// `POST` and `PUT /sources/{id}/labels`: labels of the workspace.
+#[derive(ToSchema)]
+pub struct SourceLabelsInput {
+    #[schema(max_items = 100, value_type = Vec<LabelInput>)]
+    labels: Vec<Label>,
+}
+
+impl FromBody for SourceLabelsInput {
+    const FIELDS: &'static [&'static str] = &["labels"];
+
+    fn read(fields: &mut Fields) -> Option<SourceLabelsInput> {
+        let labels = fields.labels("labels");
+        if labels.is_none()
+            && !fields
+                .errors
+                .iter()
+                .any(|e| e.field.as_deref() == Some("labels"))
+        {
+            fields.fail("labels", "is required");
+        }
+        Some(SourceLabelsInput { labels: labels? })
+    }
+}
+
+/// What the label operations answer: the source's labels now.
+#[derive(Serialize, ToSchema)]
+pub struct SourceLabelsOutput {
+    labels: Vec<Label>,
+}
+
+/// Sets the source's labels to `labels(current)`, each checked against the
+/// workspace's, with the audit event.
+async fn change_labels(
+    caller: &Identity,
+    path: &str,
+    body: JsonBody<SourceLabelsInput>,
+    state: &AppState,
+    labels: impl FnOnce(Vec<Label>, Vec<Label>) -> Vec<Label>,
+) -> Result<Data<SourceLabelsOutput>, ApiError> {
+    let mut body = body.parse(&state.settings).await?;
+    let mut change = state.db.change(caller.workspace_id.as_str()).await?;
+    let before = find(&mut change, caller, path).await?;
+    if let Some(given) = body.value.as_ref().map(|b| &b.labels) {
+        labels::require_known(&mut change, &caller.workspace_id, given, &mut body.errors).await?;
+    }
+    let given = body.finish()?.labels;
+    let mut after = before.clone();
+    after.labels = labels(before.labels.clone(), given);
+    if after.labels.len() > super::validate::MAX_LABELS {
+        return Err(ApiError::Validation(vec![super::error::FieldError::new(
+            "labels",
+            format!(
+                "would give the source {} labels; it may have at most {}",
+                after.labels.len(),
+                super::validate::MAX_LABELS
+            ),
+        )]));
+    }
+    if after.labels != before.labels {
+        after.updated_at = Timestamp(change.at());
+        sources::update(&mut change, &after).await?;
+        let mut changes = Changes::default();
+        changes.field("labels", &before.labels, &after.labels);
+        change.record(event(
+            "Source Modified",
+            caller,
+            &after,
+            changes.into_details(),
+        ));
+        change.commit().await?;
+    }
+    Ok(Data(SourceLabelsOutput {
+        labels: after.labels,
+    }))
+}
+
+/// Labels in order, each once.
+fn without_repeats(labels: Vec<Label>) -> Vec<Label> {
+    let mut out: Vec<Label> = Vec::with_capacity(labels.len());
+    for label in labels {
+        if !out.contains(&label) {
+            out.push(label);
+        }
+    }
+    out
+}
+
+pub async fn add_labels(
+    caller: Caller<Member>,
+    path: web::Path<String>,
+    body: JsonBody<SourceLabelsInput>,
+    state: web::Data<AppState>,
+) -> Result<Data<SourceLabelsOutput>, ApiError> {
+    change_labels(&caller, &path, body, &state, |mut current, given| {
+        current.extend(given);
+        without_repeats(current)
+    })
+    .await
+}
+
+pub async fn replace_labels(
+    caller: Caller<Member>,
+    path: web::Path<String>,
+    body: JsonBody<SourceLabelsInput>,
+    state: web::Data<AppState>,
+) -> Result<Data<SourceLabelsOutput>, ApiError> {
+    change_labels(&caller, &path, body, &state, |_, given| {
+        without_repeats(given)
+    })
+    .await
+}
+
+/// `GET /sources/{id}/connected-destinations`.
+#[derive(Serialize, ToSchema)]
+pub struct ListConnectedDestinationsOutput {
+    destinations: Vec<DestinationView>,
+    pagination: Pagination,
+}
+
+pub async fn list_connected_destinations(
+    caller: Caller,
+    path: web::Path<String>,
+    page: Result<PageRequest, ApiError>,
+    state: web::Data<AppState>,
+) -> Result<Data<ListConnectedDestinationsOutput>, ApiError> {
+    let source = find(&state.db, &caller, &path).await?;
+    let request = page?;
+    let page = destinations::page_of_source(
+        &state.db,
+        &caller.workspace_id,
+        &source.id,
+        &request.keyset()?,
+    )
+    .await?;
+    let pagination = request.pagination(&page);
+    Ok(Data(ListConnectedDestinationsOutput {
+        destinations: page.items.into_iter().map(DestinationView::from).collect(),
+        pagination,
+    }))
+}
+
+/// `GET /sources/{id}/connected-warehouses`.
+#[derive(Serialize, ToSchema)]
+pub struct ListConnectedWarehousesOutput {
+    warehouses: Vec<WarehouseView>,
+    pagination: Pagination,
+}
+
+pub async fn list_connected_warehouses(
+    caller: Caller,
+    path: web::Path<String>,
+    page: Result<PageRequest, ApiError>,
+    state: web::Data<AppState>,
+) -> Result<Data<ListConnectedWarehousesOutput>, ApiError> {
+    let source = find(&state.db, &caller, &path).await?;
+    let request = page?;
+    let page = warehouses::page_of_source(
+        &state.db,
+        &caller.workspace_id,
+        &source.id,
+        &request.keyset()?,
+    )
+    .await?;
+    let pagination = request.pagination(&page);
+    Ok(Data(ListConnectedWarehousesOutput {
+        warehouses: page.items.into_iter().map(WarehouseView::from).collect(),
+        pagination,
+    }))
 }

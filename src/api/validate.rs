@@ -4,8 +4,9 @@
 
 use serde_json::{Map, Value};
 
+use super::catalog::CatalogEntry;
 use super::error::{ApiError, FieldError};
-use crate::domain::{Label, Parse};
+use crate::domain::{Description, Label, Parse};
 
 /// The most labels a resource may have: they are stored in its row.
 pub const MAX_LABELS: usize = 100;
@@ -125,14 +126,51 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// The settings of a new resource (`settings::for_create`).
-    pub fn settings_for_create(&mut self, name: &str) -> Option<Map<String, Value>> {
-        let given = self.object(name)?;
-        Some(super::settings::for_create(given, &mut self.errors))
+    /// As `settings_for_create`, for resources whose every kind has
+    /// required settings (Segment's SDK always sends them): absent is a
+    /// problem of its own.
+    pub fn required_settings(
+        &mut self,
+        name: &str,
+        entry: Option<&CatalogEntry>,
+    ) -> Option<Map<String, Value>> {
+        if self.object.get(name).is_none_or(Value::is_null) {
+            self.fail(name, "is required");
+            return None;
+        }
+        self.settings_for_create(name, entry)
+    }
+
+    /// The settings of a new resource of kind `entry`, checked against its
+    /// options (`settings::for_create`); unchecked when the kind is not
+    /// known (its own field has failed).
+    pub fn settings_for_create(
+        &mut self,
+        name: &str,
+        entry: Option<&CatalogEntry>,
+    ) -> Option<Map<String, Value>> {
+        // Absent, the settings are empty, which a kind with required
+        // options refuses.
+        let absent = self.object.get(name).is_none_or(Value::is_null);
+        let given = if absent {
+            Map::new()
+        } else {
+            self.object(name)?
+        };
+        match entry {
+            Some(entry) => Some(super::settings::for_create(entry, given, &mut self.errors)),
+            None => {
+                // Still listed: masks where secrets go, which need no kind.
+                super::settings::masks_without_secret(&given, &mut self.errors);
+                Some(given)
+            }
+        }
     }
 
     /// Segment's labels: `[{"key": "...", "value": "..."}]`, at most
-    /// `MAX_LABELS` of them.
+    /// `MAX_LABELS` of them. A label may come with the `description` that
+    /// `GET /labels` shows; a resource carries the workspace's label, so it
+    /// is not kept.
     pub fn labels(&mut self, name: &str) -> Option<Vec<Label>> {
         let Value::Array(list) = self.value(name, false)? else {
             self.fail(name, "must be an array of {key, value} objects");
@@ -144,23 +182,29 @@ impl<'a> Fields<'a> {
         }
         let mut out = Vec::new();
         for (i, item) in list.iter().enumerate() {
-            let key = item.get("key").and_then(Value::as_str).unwrap_or("");
-            let value = item.get("value").and_then(Value::as_str).unwrap_or("");
-            let extra = item.as_object().is_some_and(|o| o.len() > 2);
-            let fits = |s: &str| (1..=100).contains(&s.chars().count());
-            if !fits(key) || !fits(value) || extra {
-                self.fail(
-                    &format!("{name}[{i}]"),
-                    "must be {\"key\": string, \"value\": string}, each 1 to 100 characters",
-                );
-            } else {
-                out.push(Label {
-                    key: key.to_string(),
-                    value: value.to_string(),
-                });
+            match Label::read(item) {
+                Ok((label, _description)) => out.push(label),
+                Err(message) => self.fail(&format!("{name}[{i}]"), message),
             }
         }
         Some(out)
+    }
+
+    /// A JSON array, its items unread.
+    pub fn array(&mut self, name: &str) -> Option<Vec<Value>> {
+        match self.value(name, false)? {
+            Value::Array(items) => Some(items.clone()),
+            _ => {
+                self.fail(name, "must be a list");
+                None
+            }
+        }
+    }
+
+    /// One label with its description (required).
+    pub fn label(&mut self, name: &str) -> Option<(Label, Option<Description>)> {
+        let item = self.value(name, true)?;
+        Label::read(item).map_err(|m| self.fail(name, m)).ok()
     }
 
     /// For updates: at least one of `names` must be set (to something other

@@ -199,7 +199,16 @@ pub fn chain_hash(e: &StoredEvent) -> String {
 }
 
 /// The `resourceType` values events carry.
-pub const RESOURCE_TYPES: &[&str] = &["source", "destination", "token", "user", "oauth_app"];
+pub const RESOURCE_TYPES: &[&str] = &[
+    "source",
+    "destination",
+    "warehouse",
+    "tracking_plan",
+    "label",
+    "token",
+    "user",
+    "oauth_app",
+];
 
 /// The first place a workspace's chain breaks.
 #[derive(Debug, PartialEq, Eq)]

@@ -117,3 +117,21 @@ pub async fn delete(tx: &mut Tx, id: &DestinationId) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// The destinations that receive `source`'s events, oldest first.
+pub async fn page_of_source(
+    conn: impl Into<Conn<'_>>,
+    workspace_id: &WorkspaceId,
+    source: &SourceId,
+    query: &PageQuery,
+) -> Result<Page<Destination>> {
+    pagination::page_where(
+        conn,
+        "destinations",
+        COLUMNS,
+        "workspace_id = $1 AND source_id = $2",
+        args![workspace_id, source],
+        query,
+    )
+    .await
+}

@@ -44,6 +44,14 @@ const MIGRATIONS: &[EmbeddedMigration] = &[
         postgres: include_str!("../../migrations/postgres/0021_audit_chain_guards.sql"),
     },
     EmbeddedMigration {
+        version: 30,
+        description: "warehouses tracking plans labels",
+        sqlite: include_str!("../../migrations/sqlite/0030_warehouses_tracking_plans_labels.sql"),
+        postgres: include_str!(
+            "../../migrations/postgres/0030_warehouses_tracking_plans_labels.sql"
+        ),
+    },
+    EmbeddedMigration {
         version: 40,
         description: "oauth",
         sqlite: include_str!("../../migrations/sqlite/0040_oauth.sql"),

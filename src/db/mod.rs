@@ -24,13 +24,16 @@ pub mod batches;
 pub mod console;
 pub mod destinations;
 pub mod key_sets;
+pub mod labels;
 pub mod oauth_apps;
 pub mod outbox;
 pub mod pagination;
 pub mod sources;
 pub mod token_usage;
 pub mod tokens;
+pub mod tracking_plans;
 pub mod users;
+pub mod warehouses;
 pub mod workspaces;
 
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! row seen, so rows inserted while a client pages cause neither duplicates
 //! nor gaps.
 
-use super::{Conn, Count, FromRow, Result, Row};
+use super::{Arg, Conn, Count, FromRow, Result, Row};
 use crate::args;
 
 /// Where a page starts: after the row with this key.
@@ -61,17 +61,26 @@ pub async fn page<T: FromRow + Keyed>(
     workspace_id: &str,
     query: &PageQuery,
 ) -> Result<Page<T>> {
-    page_where(conn, table, "1 = 1", columns, workspace_id, query).await
+    page_where(
+        conn,
+        table,
+        columns,
+        "workspace_id = $1",
+        args![workspace_id],
+        query,
+    )
+    .await
 }
 
-/// `page` of the rows that also satisfy `condition` (SQL, without
-/// parameters).
+/// One page of the rows of `table` that `condition` selects, in creation
+/// order. `condition` uses `$1`…`$n` for its `condition_args`; `columns`
+/// must include `created_at` and `id`.
 pub async fn page_where<T: FromRow + Keyed>(
     conn: impl Into<Conn<'_>>,
     table: &str,
-    condition: &str,
     columns: &str,
-    workspace_id: &str,
+    condition: &str,
+    condition_args: &[Arg<'_>],
     query: &PageQuery,
 ) -> Result<Page<T>> {
     let mut conn = conn.into();
@@ -79,15 +88,16 @@ pub async fn page_where<T: FromRow + Keyed>(
         Some(p) => (p.created_at, p.id.as_str()),
         None => (i64::MIN, ""),
     };
+    let n = condition_args.len();
+    let (created, id, limit) = (n + 1, n + 2, n + 3);
     let mut items: Vec<T> = conn
         .fetch_all(
             &format!(
                 "SELECT {columns} FROM {table}
-                 WHERE workspace_id = $1 AND ({condition})
-                   AND (created_at > $2 OR (created_at = $2 AND id > $3))
-                 ORDER BY created_at, id LIMIT $4"
+                 WHERE {condition} AND (created_at > ${created} OR (created_at = ${created} AND id > ${id}))
+                 ORDER BY created_at, id LIMIT ${limit}"
             ),
-            args![workspace_id, after_created, after_id, query.count + 1],
+            &joined(condition_args, args![after_created, after_id, query.count + 1]),
         )
         .await?;
     let has_next = items.len() as i64 > query.count;
@@ -104,11 +114,10 @@ pub async fn page_where<T: FromRow + Keyed>(
                 .fetch_all(
                     &format!(
                         "SELECT created_at, id FROM {table}
-                         WHERE workspace_id = $1 AND ({condition})
-                           AND (created_at < $2 OR (created_at = $2 AND id <= $3))
-                         ORDER BY created_at DESC, id DESC LIMIT $4"
+                         WHERE {condition} AND (created_at < ${created} OR (created_at = ${created} AND id <= ${id}))
+                         ORDER BY created_at DESC, id DESC LIMIT ${limit}"
                     ),
-                    args![workspace_id, after_created, after_id, query.count + 1],
+                    &joined(condition_args, args![after_created, after_id, query.count + 1]),
                 )
                 .await?;
             Some(back.get(query.count as usize).map(|k| Position {
@@ -119,8 +128,8 @@ pub async fn page_where<T: FromRow + Keyed>(
     };
     let Count(total) = conn
         .fetch_one(
-            &format!("SELECT COUNT(*) AS n FROM {table} WHERE workspace_id = $1 AND ({condition})"),
-            args![workspace_id],
+            &format!("SELECT COUNT(*) AS n FROM {table} WHERE {condition}"),
+            condition_args,
         )
         .await?;
     Ok(Page {
@@ -129,4 +138,8 @@ pub async fn page_where<T: FromRow + Keyed>(
         previous,
         total,
     })
+}
+
+fn joined<'a>(first: &[Arg<'a>], then: &[Arg<'a>]) -> Vec<Arg<'a>> {
+    first.iter().chain(then).copied().collect()
 }

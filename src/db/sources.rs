@@ -28,7 +28,7 @@ pub struct Source {
     pub updated_at: Timestamp,
 }
 
-const COLUMNS: &str = "id, workspace_id, slug, name, enabled, settings, labels, catalog_id, \
+pub const COLUMNS: &str = "id, workspace_id, slug, name, enabled, settings, labels, catalog_id, \
      created_at, updated_at, write_keys";
 
 impl FromRow for Source {
@@ -142,4 +142,17 @@ pub async fn count_destinations(conn: impl Into<Conn<'_>>, id: &SourceId) -> Res
         )
         .await?;
     Ok(n)
+}
+
+/// Every source of the workspace, oldest first: for changes that touch
+/// many (a label deleted from all of them).
+pub async fn all(conn: impl Into<Conn<'_>>, workspace_id: &WorkspaceId) -> Result<Vec<Source>> {
+    conn.into()
+        .fetch_all(
+            &format!(
+                "SELECT {COLUMNS} FROM sources WHERE workspace_id = $1 ORDER BY created_at, id"
+            ),
+            args![workspace_id],
+        )
+        .await
 }

@@ -212,9 +212,9 @@ pub async fn page(
     pagination::page_where(
         conn,
         "tokens",
-        API_TOKENS,
         COLUMNS,
-        workspace_id.as_str(),
+        &format!("workspace_id = $1 AND {API_TOKENS}"),
+        args![workspace_id],
         query,
     )
     .await

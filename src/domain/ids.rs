@@ -90,4 +90,7 @@ id_type! {
     /// One of an OAuth app's public keys: the `kid` of the assertions it
     /// verifies.
     OAuthKeyId;
+    WarehouseId;
+    TrackingPlanId;
+    LabelId;
 }

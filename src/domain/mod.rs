@@ -11,7 +11,7 @@ mod text;
 pub use ids::*;
 pub use oauth::{Scope, Scopes, TokenLifetime};
 pub use public_key::{KeyAlgorithm, PublicKey};
-pub use text::{Email, Name, Slug, TokenHash, MAX_NAME};
+pub use text::{Description, Email, Name, Slug, TokenHash, MAX_NAME};
 
 use serde::Serialize;
 
@@ -81,4 +81,58 @@ pub struct Label {
     pub key: String,
     #[schema(min_length = 1, max_length = 100)]
     pub value: String,
+}
+
+impl Label {
+    /// The longest key or value, in characters.
+    pub const MAX: usize = 100;
+
+    /// A label as a request sends it: `{"key", "value", "description"?}`,
+    /// key and value 1 to 100 characters.
+    pub fn read(item: &serde_json::Value) -> Result<(Label, Option<Description>), String> {
+        const SHAPE: &str =
+            "must be {\"key\": string, \"value\": string, \"description\"?: string}, key and value each 1 to 100 characters";
+        let object = item.as_object().ok_or(SHAPE)?;
+        if object
+            .keys()
+            .any(|k| !matches!(k.as_str(), "key" | "value" | "description"))
+        {
+            return Err(SHAPE.into());
+        }
+        let text = |field: &str| object.get(field).and_then(serde_json::Value::as_str);
+        let fits = |s: &str| (1..=Label::MAX).contains(&s.chars().count());
+        let (Some(key), Some(value)) = (text("key"), text("value")) else {
+            return Err(SHAPE.into());
+        };
+        if !fits(key) || !fits(value) {
+            return Err(SHAPE.into());
+        }
+        let description = match object.get("description") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(d)) => {
+                Some(Description::parse(d).map_err(|e| format!("description {e}"))?)
+            }
+            Some(_) => return Err(SHAPE.into()),
+        };
+        Ok((
+            Label {
+                key: key.to_string(),
+                value: value.to_string(),
+            },
+            description,
+        ))
+    }
+}
+
+/// A label as requests send it: Segment's `LabelV1`, whose `description`
+/// only `POST /labels` keeps.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct LabelInput {
+    #[schema(min_length = 1, max_length = 100)]
+    key: String,
+    #[schema(min_length = 1, max_length = 100)]
+    value: String,
+    #[schema(nullable)]
+    description: Option<Description>,
 }

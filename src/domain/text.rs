@@ -169,6 +169,9 @@ text_type! {
     /// The SHA-256 of a token's plaintext, as 64 lower-case hex digits: all
     /// that is stored of a token.
     TokenHash;
+    /// Free text about something (a tracking plan, a label): at most
+    /// `MAX_DESCRIPTION` characters, kept as given.
+    Description;
 }
 
 impl Parse for Name {
@@ -281,6 +284,34 @@ impl Email {
     }
 }
 
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION: usize = 1000;
+
+/// What a description may not hold: control characters other than tab,
+/// line feed and carriage return.
+pub const DESCRIPTION_PATTERN: &str = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F]*$";
+
+impl Parse for Description {
+    fn parse(text: &str) -> Result<Description, String> {
+        if text.chars().count() > MAX_DESCRIPTION {
+            Err(format!("must be at most {MAX_DESCRIPTION} characters"))
+        } else if text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        {
+            Err("must not contain control characters other than tabs and line breaks".into())
+        } else {
+            Ok(Description(text.to_string()))
+        }
+    }
+}
+
+impl Description {
+    pub fn empty() -> Description {
+        Description(String::new())
+    }
+}
+
 impl Parse for TokenHash {
     fn parse(text: &str) -> Result<TokenHash, String> {
         if text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
@@ -323,6 +354,19 @@ impl utoipa::PartialSchema for Slug {
     }
 }
 impl utoipa::ToSchema for Slug {}
+
+impl utoipa::PartialSchema for Description {
+    fn schema() -> RefOr<Schema> {
+        let value = json!({
+            "type": "string",
+            "maxLength": MAX_DESCRIPTION,
+            "pattern": DESCRIPTION_PATTERN,
+            "description": "At most 1000 characters; no control characters but tabs and line breaks",
+        });
+        serde_json::from_value(value).expect("a valid schema")
+    }
+}
+impl utoipa::ToSchema for Description {}
 
 impl utoipa::PartialSchema for Email {
     fn schema() -> RefOr<Schema> {
@@ -475,6 +519,11 @@ mod tests {
             ) {
                 let s = format!("{lead}{local}@{domain}{trail}");
                 prop_assert_eq!(Email::parse(&s).is_ok(), matches_all(&EMAIL_PATTERNS, &s), "{:?}", s);
+            }
+
+            #[test]
+            fn descriptions(s in text(12)) {
+                prop_assert_eq!(Description::parse(&s).is_ok(), matches_all(&[DESCRIPTION_PATTERN], &s), "{:?}", s);
             }
 
             #[test]

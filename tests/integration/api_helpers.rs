@@ -16,6 +16,59 @@ pub fn destination_kind() -> &'static str {
     &leakguard::api::catalog::DESTINATIONS[0].id
 }
 
+/// The Snowflake entry of `GET /catalog/warehouses`, and settings it takes.
+pub fn snowflake_kind() -> &'static str {
+    &leakguard::api::catalog::WAREHOUSES
+        .iter()
+        .find(|e| e.slug == "snowflake")
+        .unwrap()
+        .id
+}
+pub fn snowflake_settings() -> Value {
+    json!({
+        "account": "xy12345.us-east-1", "warehouse": "loading", "database": "events",
+        "username": "segment", "password": "hunter2"
+    })
+}
+
+/// Creates a warehouse (asserting 201) and returns it.
+pub async fn create_warehouse(app: &TestApp, token: &str) -> Value {
+    let res = app
+        .post(
+            "/warehouses",
+            token,
+            &json!({ "metadataId": snowflake_kind(), "settings": snowflake_settings() }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "creating a warehouse");
+    json(res).await["data"]["warehouse"].clone()
+}
+
+/// Creates a tracking plan (asserting 201) and returns it.
+pub async fn create_tracking_plan(app: &TestApp, token: &str, name: &str) -> Value {
+    let res = app
+        .post(
+            "/tracking-plans",
+            token,
+            &json!({ "name": name, "type": "LIVE" }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "creating a tracking plan");
+    json(res).await["data"]["trackingPlan"].clone()
+}
+
+/// Creates a label of the workspace (asserting 201).
+pub async fn create_label(app: &TestApp, token: &str, key: &str, value: &str) {
+    let res = app
+        .post(
+            "/labels",
+            token,
+            &json!({ "label": { "key": key, "value": value } }),
+        )
+        .await;
+    assert_eq!(res.status(), 201, "creating label {key}:{value}");
+}
+
 /// Creates a source (asserting 201) and returns it.
 pub async fn create_source(app: &TestApp, token: &str, slug: &str) -> Value {
     let res = app

@@ -12,6 +12,8 @@ use crate::support::{json, TestApp};
 struct Other {
     source: Value,
     destination: Value,
+    warehouse: Value,
+    plan: Value,
     token: String,
     token_id: String,
     user: Value,
@@ -29,6 +31,26 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
     let source = create_source(&app, &b.owner_token, "beta-secret-source").await;
     let destination =
         create_destination(&app, &b.owner_token, source["id"].as_str().unwrap()).await;
+    let warehouse = create_warehouse(&app, &b.owner_token).await;
+    let plan = create_tracking_plan(&app, &b.owner_token, "Beta plan").await;
+    let b_source = source["id"].as_str().unwrap().to_string();
+    let connect = format!(
+        "/warehouses/{}/connected-sources/{b_source}",
+        warehouse["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        app.post(&connect, &b.owner_token, &json!(null))
+            .await
+            .status(),
+        201
+    );
+    let follow = format!("/tracking-plans/{}/sources", plan["id"].as_str().unwrap());
+    let res = app
+        .post(&follow, &b.owner_token, &json!({ "sourceId": b_source }))
+        .await;
+    assert_eq!(res.status(), 200);
+    create_label(&app, &b.owner_token, "beta-secret-label", "x").await;
+    create_label(&app, &a.owner_token, "alpha", "x").await;
     let (token, token_id) = app.mint(&b, "beta-ci", "member").await;
     let res = app
         .post(
@@ -45,6 +67,8 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
     let other = Other {
         source,
         destination,
+        warehouse,
+        plan,
         token,
         token_id,
         user,
@@ -56,10 +80,14 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
 
     let id_of = |path: &str| -> Option<String> {
         let id = match path {
-            "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{writeKey}" => {
-                other.source["id"].as_str().unwrap().to_string()
-            }
+            p if p.starts_with("/sources/{id}") => other.source["id"].as_str().unwrap().to_string(),
             "/destinations/{id}" => other.destination["id"].as_str().unwrap().to_string(),
+            p if p.starts_with("/warehouses/{id}") => {
+                other.warehouse["id"].as_str().unwrap().to_string()
+            }
+            p if p.starts_with("/tracking-plans/{id}") => {
+                other.plan["id"].as_str().unwrap().to_string()
+            }
             "/tokens/{id}" => other.token_id.clone(),
             "/users/{id}" => other.user["id"].as_str().unwrap().to_string(),
             "/oauth-apps/{id}" | "/oauth-apps/{id}/keys" | "/oauth-apps/{id}/keys/{keyId}" => {
@@ -86,7 +114,11 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
             let body = match (method.as_str(), path) {
                 ("PATCH", p) if p.starts_with("/users") => json!({ "role": "owner" }),
                 ("PATCH", p) if p.starts_with("/oauth-apps") => json!({ "name": "hijacked" }),
+                ("PUT" | "PATCH", "/tracking-plans/{id}/rules") => json!({ "rules": [] }),
+                ("PATCH", "/tracking-plans/{id}") => json!({ "name": "hijacked" }),
                 ("PATCH", _) => json!({ "name": "hijacked", "enabled": false }),
+                ("POST" | "PUT", "/sources/{id}/labels") => json!({ "labels": [] }),
+                ("POST", "/tracking-plans/{id}/sources") => json!({ "sourceId": b_source }),
                 ("POST", "/oauth-apps/{id}/keys") => {
                     json!({ "publicKey": Signer::p256().public_pem, "keyName": "mine" })
                 }
@@ -102,7 +134,8 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
                             &path
                                 .replace("{id}", target)
                                 .replace("{keyId}", &other.oauth_key)
-                                .replace("{writeKey}", other_write_key),
+                                .replace("{writeKey}", other_write_key)
+                                .replace("{sourceId}", &b_source),
                         ),
                     )
                     .bearer_auth(a_token);
@@ -132,8 +165,10 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
     }
     assert_eq!(
         checked,
-        2 * 18,
-        "sources 3, write keys 2, destinations 3, tokens 2, users 3, OAuth apps 5"
+        2 * 39,
+        "sources 3, write keys 2, a source's labels 2 and connections 2, destinations 3, \
+         warehouses 3, their state 1 and sources 3, tracking plans 3, their rules 4 and \
+         sources 3, tokens 2, users 3, OAuth apps 5"
     );
     // B's tokens, given whole, read as tokens that do not exist.
     let mut answers = Vec::new();
@@ -163,6 +198,10 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
         other.source["id"].as_str().unwrap(),
         "beta-secret-source",
         other.destination["id"].as_str().unwrap(),
+        other.warehouse["id"].as_str().unwrap(),
+        other.plan["id"].as_str().unwrap(),
+        "Beta plan",
+        "beta-secret-label",
         other.token_id.as_str(),
         other.user["id"].as_str().unwrap(),
         "dev@beta.test",
@@ -176,6 +215,9 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
         "/".to_string(),
         "/sources".to_string(),
         "/destinations".to_string(),
+        "/warehouses".to_string(),
+        "/tracking-plans".to_string(),
+        "/labels".to_string(),
         "/tokens".to_string(),
         "/users".to_string(),
         "/oauth-apps".to_string(),
@@ -206,7 +248,8 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
             .post(
                 "/destinations",
                 &a.owner_token,
-                &json!({ "sourceId": source_id, "metadataId": destination_kind() }),
+                &json!({ "sourceId": source_id, "metadataId": destination_kind(),
+                        "settings": { "url": "https://hooks.example/in" } }),
             )
             .await;
         assert_eq!(res.status(), 422);
@@ -232,6 +275,77 @@ async fn a_token_of_one_workspace_sees_nothing_of_another() {
     assert_eq!(answers[0].0, 404, "{:?}", answers[0].1);
     assert_eq!(answers[0], answers[1]);
 
+    // B's source cannot be connected to A's warehouse or plan, nor
+    // labelled with B's label, and each refusal reads exactly as for a
+    // source or label that does not exist.
+    let a_warehouse = create_warehouse(&app, &a.owner_token).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_plan = create_tracking_plan(&app, &a.owner_token, "Alpha plan").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nobody = "AAAAAAAAAAAAAAAAAAAAAAAA";
+    for (method, path, body) in [
+        ("POST", "/warehouses/{w}/connected-sources/{s}", Value::Null),
+        (
+            "DELETE",
+            "/warehouses/{w}/connected-sources/{s}",
+            Value::Null,
+        ),
+        (
+            "POST",
+            "/tracking-plans/{p}/sources",
+            json!({ "sourceId": "{s}" }),
+        ),
+        (
+            "DELETE",
+            "/tracking-plans/{p}/sources?sourceId={s}",
+            Value::Null,
+        ),
+        (
+            "POST",
+            "/sources/{a}/labels",
+            json!({ "labels": [{ "key": "{l}", "value": "x" }] }),
+        ),
+    ] {
+        let mut answers = Vec::new();
+        for (source, label) in [
+            (b_source.as_str(), "beta-secret-label"),
+            (nobody, "no-such-label"),
+        ] {
+            let fill = |text: &str| {
+                text.replace("{w}", &a_warehouse)
+                    .replace("{p}", &a_plan)
+                    .replace("{a}", a_source_id)
+                    .replace("{s}", source)
+                    .replace("{l}", label)
+            };
+            let request = app
+                .client
+                .request(method.parse().unwrap(), app.url(&fill(path)))
+                .bearer_auth(&a.owner_token);
+            let request = if body.is_null() {
+                request
+            } else {
+                request.json(&serde_json::from_str::<Value>(&fill(&body.to_string())).unwrap())
+            };
+            let res = request.send().await.unwrap();
+            let status = res.status().as_u16();
+            let mut answer = json(res).await;
+            // The label is named in its own refusal; nothing else differs.
+            let text = answer.to_string().replace(label, "LABEL");
+            answer = serde_json::from_str(&text).unwrap();
+            answers.push((status, answer));
+        }
+        assert!(
+            matches!(answers[0].0, 404 | 422),
+            "{method} {path}: {answers:?}"
+        );
+        assert_eq!(answers[0], answers[1], "{method} {path}");
+    }
+
     // B's token still works and B's rows are as they were.
     assert_eq!(app.get("/sources", &other.token).await.status(), 200);
     assert_eq!(snapshot(&app, &b.owner_token).await, b_before);
@@ -243,6 +357,9 @@ async fn snapshot(app: &TestApp, token: &str) -> Vec<Value> {
     for path in [
         "/sources",
         "/destinations",
+        "/warehouses",
+        "/tracking-plans",
+        "/labels",
         "/tokens",
         "/users",
         "/oauth-apps",

@@ -139,12 +139,46 @@ async fn count_bounds_spellings_and_bad_cursors_on_every_list() {
     for i in 0..3 {
         create_source(&app, owner, &format!("s{i}")).await;
     }
-    let lists: Vec<&str> = leakguard::api::endpoints()
+    let source = get_data(&app, "/sources", owner).await["sources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let warehouse = create_warehouse(&app, owner).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plan = create_tracking_plan(&app, owner, "Plan").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Every operation that documents the page parameters, with its ids.
+    let paged: Vec<_> = leakguard::api::endpoints()
         .into_iter()
-        .filter(|e| e.method == "GET" && !e.path.contains('{') && e.path != "/")
-        .map(|e| e.path)
+        .filter(|e| {
+            e.doc
+                .parameters
+                .iter()
+                .any(|p| p["name"] == "pagination[count]")
+        })
         .collect();
-    assert_eq!(lists.len(), 8, "{lists:?}");
+    let lists: Vec<String> = paged
+        .iter()
+        .map(|e| {
+            let id = if e.path.starts_with("/sources/") {
+                &source
+            } else if e.path.starts_with("/warehouses/") {
+                &warehouse
+            } else {
+                &plan
+            };
+            e.path.replace("{id}", id)
+        })
+        .collect();
+    assert_eq!(lists.len(), 16, "{lists:?}");
+    assert!(paged.iter().all(|e| e.method == "GET"));
+    // Segment's `GET /labels` is one list, bounded by the workspace's
+    // label limit: no page parameters.
+    assert!(!paged.iter().any(|e| e.path == "/labels"));
     for list in &lists {
         for bad in ["0", "1001", "x", "-1", "1.5", ""] {
             for key in ["pagination[count]", "pagination.count"] {

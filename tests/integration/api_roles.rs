@@ -32,6 +32,14 @@ struct Targets {
     doomed_source: String,
     destination: String,
     doomed_destination: String,
+    /// `source` feeds it.
+    warehouse: String,
+    doomed_warehouse: String,
+    /// `source` follows it.
+    plan: String,
+    doomed_plan: String,
+    /// A label of the workspace, `doomed-<role>:x`.
+    doomed_label: String,
     token: String,
     /// A token's plaintext, to revoke by value.
     token_secret: String,
@@ -51,6 +59,19 @@ async fn targets(app: &TestApp, ws: &Workspace, caller: &str) -> Targets {
     let id = |v: &Value| v["id"].as_str().unwrap().to_string();
     let destination = create_destination(app, owner, &id(&source)).await;
     let doomed_destination = create_destination(app, owner, &id(&source)).await;
+    let warehouse = id(&create_warehouse(app, owner).await);
+    let doomed_warehouse = id(&create_warehouse(app, owner).await);
+    let path = format!("/warehouses/{warehouse}/connected-sources/{}", id(&source));
+    assert_eq!(app.post(&path, owner, &json!(null)).await.status(), 201);
+    let plan = id(&create_tracking_plan(app, owner, &format!("plan {role}")).await);
+    let doomed_plan = id(&create_tracking_plan(app, owner, &format!("doomed {role}")).await);
+    let path = format!("/tracking-plans/{plan}/sources");
+    let res = app
+        .post(&path, owner, &json!({ "sourceId": id(&source) }))
+        .await;
+    assert_eq!(res.status(), 200);
+    let doomed_label = format!("doomed-{role}");
+    create_label(app, owner, &doomed_label, "x").await;
     let (_, token) = app.mint(ws, &format!("victim-{role}"), "read_only").await;
     let (token_secret, _) = app.mint(ws, &format!("revoked-{role}"), "read_only").await;
     let scopes = ["public_api:read"];
@@ -76,6 +97,11 @@ async fn targets(app: &TestApp, ws: &Workspace, caller: &str) -> Targets {
         doomed_source: id(&doomed_source),
         destination: id(&destination),
         doomed_destination: id(&doomed_destination),
+        warehouse,
+        doomed_warehouse,
+        plan,
+        doomed_plan,
+        doomed_label,
         token,
         token_secret,
         user,
@@ -85,83 +111,159 @@ async fn targets(app: &TestApp, ws: &Workspace, caller: &str) -> Targets {
     }
 }
 
-/// The least role an endpoint needs, and the request that exercises it.
+/// The least role an endpoint needs and the request that exercises it.
 fn case(method: &str, path: &str, role: &str, t: &Targets) -> (&'static str, String, Value) {
     let id_of = |p: &str| match (method, p) {
         ("DELETE", "/sources/{id}") => t.doomed_source.clone(),
-        (_, "/sources/{id}" | "/sources/{id}/writekey" | "/sources/{id}/writekey/{writeKey}") => {
-            t.source.clone()
-        }
+        (_, p) if p.starts_with("/sources/{id}") => t.source.clone(),
         ("DELETE", "/destinations/{id}") => t.doomed_destination.clone(),
         (_, "/destinations/{id}") => t.destination.clone(),
+        ("DELETE", "/warehouses/{id}") => t.doomed_warehouse.clone(),
+        (_, p) if p.starts_with("/warehouses/{id}") => t.warehouse.clone(),
+        ("DELETE", "/tracking-plans/{id}") => t.doomed_plan.clone(),
+        (_, p) if p.starts_with("/tracking-plans/{id}") => t.plan.clone(),
         (_, "/tokens/{id}") => t.token.clone(),
         (_, "/users/{id}") => t.user.clone(),
         (_, "/catalog/sources/{id}") => source_kind().to_string(),
         (_, "/catalog/destinations/{id}") => destination_kind().to_string(),
+        (_, "/catalog/warehouses/{id}") => snowflake_kind().to_string(),
         ("DELETE", "/oauth-apps/{id}") => t.doomed_oauth_app.clone(),
         (_, "/oauth-apps/{id}" | "/oauth-apps/{id}/keys" | "/oauth-apps/{id}/keys/{keyId}") => {
             t.oauth_app.clone()
         }
         _ => unreachable!("no id for {p}"),
     };
-    let concrete = if path.contains("{id}") {
+    let concrete = if path.starts_with("/labels/") {
+        path.replace("{key}", &t.doomed_label)
+            .replace("{value}", "x")
+    } else if path.contains('{') {
         path.replace("{id}", &id_of(path))
             .replace("{keyId}", &t.oauth_key)
             .replace("{writeKey}", &t.write_key)
+            .replace("{sourceId}", &t.source)
     } else {
         path.to_string()
     };
-    let (least, body) = match (method, path) {
-        ("GET", "/") => ("read_only", json!(null)),
-        ("GET", "/sources" | "/sources/{id}" | "/destinations" | "/destinations/{id}") => {
-            ("read_only", json!(null))
+    let rules = json!([{ "type": "TRACK", "key": "Signed Up", "version": 1,
+                         "jsonSchema": { "type": "object" } }]);
+    let (least, concrete, body) = match (method, path) {
+        ("GET", "/") => ("read_only", concrete, json!(null)),
+        ("GET", "/tokens" | "/tokens/{id}" | "/users" | "/users/{id}" | "/audit-events") => {
+            ("owner", concrete, json!(null))
         }
-        ("GET", p) if p.starts_with("/catalog/") => ("read_only", json!(null)),
+        ("GET", "/oauth-apps" | "/oauth-apps/{id}") => ("owner", concrete, json!(null)),
+        ("GET", _) => ("read_only", concrete, json!(null)),
         ("POST", "/sources") => (
             "member",
+            concrete,
             json!({ "slug": format!("new-{role}"), "enabled": true, "metadataId": source_kind() }),
         ),
-        ("PATCH", "/sources/{id}") => ("member", json!({ "name": format!("renamed by {role}") })),
-        ("DELETE", "/sources/{id}" | "/destinations/{id}") => ("member", json!(null)),
-        ("POST", "/sources/{id}/writekey") => ("member", json!(null)),
-        ("DELETE", "/sources/{id}/writekey/{writeKey}") => ("member", json!(null)),
+        ("PATCH", "/sources/{id}") => (
+            "member",
+            concrete,
+            json!({ "name": format!("renamed by {role}") }),
+        ),
+        ("POST" | "PUT", "/sources/{id}/labels") => (
+            "member",
+            concrete,
+            json!({ "labels": [{ "key": t.doomed_label, "value": "x" }] }),
+        ),
+        (
+            "DELETE",
+            "/sources/{id}" | "/destinations/{id}" | "/warehouses/{id}" | "/tracking-plans/{id}",
+        ) => ("member", concrete, json!(null)),
+        ("POST", "/sources/{id}/writekey") => ("member", concrete, json!(null)),
+        ("DELETE", "/sources/{id}/writekey/{writeKey}") => ("member", concrete, json!(null)),
         ("POST", "/destinations") => (
             "member",
-            json!({ "sourceId": t.source, "metadataId": destination_kind() }),
+            concrete,
+            json!({ "sourceId": t.source, "metadataId": destination_kind(),
+                    "settings": { "url": "https://hooks.example/in" } }),
         ),
-        ("PATCH", "/destinations/{id}") => ("member", json!({ "enabled": true })),
-        ("GET", "/tokens" | "/tokens/{id}" | "/users" | "/users/{id}" | "/audit-events") => {
-            ("owner", json!(null))
+        ("PATCH", "/destinations/{id}") => ("member", concrete, json!({ "enabled": true })),
+        ("POST", "/warehouses" | "/warehouses/validation") => (
+            "member",
+            concrete,
+            json!({ "metadataId": snowflake_kind(), "settings": snowflake_settings() }),
+        ),
+        ("PATCH", "/warehouses/{id}") => ("member", concrete, json!({ "enabled": false })),
+        ("POST" | "DELETE", "/warehouses/{id}/connected-sources/{sourceId}") => {
+            ("member", concrete, json!(null))
         }
+        ("POST", "/tracking-plans") => (
+            "member",
+            concrete,
+            json!({ "name": format!("by {role}"), "type": "LIVE" }),
+        ),
+        ("PATCH", "/tracking-plans/{id}") => ("member", concrete, json!({ "description": role })),
+        ("PUT" | "PATCH", "/tracking-plans/{id}/rules") => {
+            ("member", concrete, json!({ "rules": rules }))
+        }
+        ("DELETE", "/tracking-plans/{id}/rules") => (
+            "member",
+            format!(
+                "{concrete}?rules={}",
+                urlencoding(r#"[{"type":"TRACK","key":"Signed Up","version":1}]"#)
+            ),
+            json!(null),
+        ),
+        ("POST", "/tracking-plans/{id}/sources") => {
+            ("member", concrete, json!({ "sourceId": t.source }))
+        }
+        ("DELETE", "/tracking-plans/{id}/sources") => (
+            "member",
+            format!("{concrete}?sourceId={}", t.source),
+            json!(null),
+        ),
+        ("POST", "/labels") => (
+            "member",
+            concrete,
+            json!({ "label": { "key": format!("new-{role}"), "value": "v" } }),
+        ),
+        ("DELETE", "/labels/{key}/{value}") => ("member", concrete, json!(null)),
         ("POST", "/tokens") => (
             "owner",
+            concrete,
             json!({ "name": format!("by {role}"), "role": "member" }),
         ),
-        ("DELETE", "/tokens/{id}" | "/users/{id}") => ("owner", json!(null)),
+        ("DELETE", "/tokens/{id}" | "/users/{id}") => ("owner", concrete, json!(null)),
         ("POST", "/users") => (
             "owner",
+            concrete,
             json!({ "email": format!("new-{role}@acme.test"), "role": "read_only" }),
         ),
-        ("PATCH", "/users/{id}") => ("owner", json!({ "role": "read_only" })),
-        ("GET", "/oauth-apps" | "/oauth-apps/{id}") => ("owner", json!(null)),
+        ("PATCH", "/users/{id}") => ("owner", concrete, json!({ "role": "read_only" })),
         ("POST", "/oauth-apps") => (
             "owner",
+            concrete,
             json!({
                 "name": format!("new by {role}"), "publicKey": Signer::p256().public_pem,
                 "keyName": "k", "scopes": ["public_api:read"], "tokenExpiresIn": 86400,
             }),
         ),
-        ("PATCH", "/oauth-apps/{id}") => ("owner", json!({ "name": format!("renamed by {role}") })),
-        ("DELETE", "/oauth-apps/{id}" | "/oauth-apps/{id}/keys/{keyId}") => ("owner", json!(null)),
+        ("PATCH", "/oauth-apps/{id}") => (
+            "owner",
+            concrete,
+            json!({ "name": format!("renamed by {role}") }),
+        ),
+        ("DELETE", "/oauth-apps/{id}" | "/oauth-apps/{id}/keys/{keyId}") => {
+            ("owner", concrete, json!(null))
+        }
         // A second key, so that the first can then be removed.
         ("POST", "/oauth-apps/{id}/keys") => (
             "owner",
+            concrete,
             json!({ "publicKey": Signer::p256().public_pem, "keyName": "second" }),
         ),
-        ("POST", "/token-revocations") => ("owner", json!({ "token": t.token_secret })),
+        ("POST", "/token-revocations") => ("owner", concrete, json!({ "token": t.token_secret })),
         other => panic!("the role matrix does not cover {other:?}: add it"),
     };
     (least, concrete, body)
+}
+
+/// A query parameter's value, percent-encoded.
+fn urlencoding(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 fn rank(role: &str) -> usize {

@@ -66,6 +66,10 @@ async fn hostile_api_requests_get_their_documented_answer_and_change_nothing() {
     let source_path = format!("/sources/{source_id}");
     let wrong_kind = format!("/destinations/{source_id}");
     let other_owner = format!("/users/{}", user_id);
+    let mask_only = format!(
+        r#"{{"sourceId":"{source_id}","metadataId":"{}","settings":{{"url":"https://hooks.test/in","sharedSecret":"\u2022\u2022\u2022\u2022"}}}}"#,
+        destination_kind()
+    );
 
     #[rustfmt::skip] // a table reads best as one line per case
     let cases = vec![
@@ -125,7 +129,8 @@ async fn hostile_api_requests_get_their_documented_answer_and_change_nothing() {
         case("labels not a list", json_to("PATCH", &source_path, br#"{"labels":"env=prod"}"#), 422, "must be an array of {key, value} objects"),
         case("label without a key", json_to("PATCH", &source_path, br#"{"labels":[{"value":"prod"}]}"#), 422, "each 1 to 100 characters"),
         case("settings not an object", json_to("PATCH", &source_path, br#"{"settings":"x"}"#), 422, "must be a JSON object"),
-        case("a secret's mask with nothing stored", json_to("PATCH", &source_path, br#"{"settings":{"apiKey":"\u2022\u2022\u2022\u2022"}}"#), 422, "is the mask of a secret that is not stored"),
+        case("a secret's mask with nothing stored", json_to("POST", "/destinations", mask_only.as_bytes()), 422, "is the mask of a secret that is not stored"),
+        case("a setting the kind does not have", json_to("PATCH", &source_path, br#"{"settings":{"apiKey":"k"}}"#), 422, "is not a setting of"),
         case("an update that changes nothing", json_to("PATCH", &source_path, b"{}"), 422, "set at least one of"),
         case("token role admin", json_to("POST", "/tokens", br#"{"name":"x","role":"admin"}"#), 422, "must be one of owner, member, read_only"),
         case("token role in capitals", json_to("POST", "/tokens", br#"{"name":"x","role":"OWNER"}"#), 422, "must be one of owner, member, read_only"),
@@ -162,7 +167,7 @@ async fn hostile_api_requests_get_their_documented_answer_and_change_nothing() {
         case("audit cursor of SQL", get(&format!("/audit-events?pagination%5Bcursor%5D={}", cursor("1 OR 1=1"))), 422, "is not a cursor this API returned"),
         case("misspelt audit filter", get("/audit-events?resourceID=x"), 422, "unknown query parameter"),
         case("audit time not RFC 3339", get("/audit-events?startTime=yesterday"), 422, "must be an RFC 3339 time"),
-        case("audit resource type with a path", get("/audit-events?resourceType=..%2F..%2Fetc"), 422, "must be one of source, destination, token, user"),
+        case("audit resource type with a path", get("/audit-events?resourceType=..%2F..%2Fetc"), 422, "must be one of source, destination, warehouse, tracking_plan, label, token, user"),
         case("audit actor too long", get(&format!("/audit-events?actor={}", "a".repeat(201))), 422, "must be 1 to 200 characters"),
     ];
 

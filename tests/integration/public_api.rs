@@ -58,7 +58,9 @@ async fn sources_crud() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme", "owner@acme.test").await;
     let (member, _) = app.mint(&ws, "ci", "member").await;
+    create_label(&app, &member, "env", "prod").await;
 
+    // A URL that carries credentials is a secret, wherever it is.
     let res = app
         .post(
             "/sources",
@@ -68,7 +70,10 @@ async fn sources_crud() {
                 "name": "Web site",
                 "enabled": false,
                 "metadataId": source_kind(),
-                "settings": { "domain": "acme.test", "writeKey": "wk_live_123" },
+                "settings": {
+                    "trackPageViews": false,
+                    "allowedDomains": ["acme.test", "https://u:wk_live_123@acme.test/"]
+                },
                 "labels": [{ "key": "env", "value": "prod" }]
             }),
         )
@@ -89,7 +94,7 @@ async fn sources_crud() {
     assert_eq!(source["labels"], json!([{ "key": "env", "value": "prod" }]));
     assert_eq!(
         source["settings"],
-        json!({ "domain": "acme.test", "writeKey": "••••" })
+        json!({ "trackPageViews": false, "allowedDomains": ["acme.test", "••••"] })
     );
     assert_eq!(source["metadata"]["id"], source_kind());
     assert_eq!(source["metadata"]["slug"], "javascript");
@@ -125,7 +130,7 @@ async fn sources_crud() {
                 "slug": "website",
                 "name": "Website",
                 "enabled": true,
-                "settings": { "domain": "acme.example", "writeKey": "••••", "extra": 1 },
+                "settings": { "allowedDomains": ["acme.example", "••••"] },
                 "labels": []
             }),
         )
@@ -138,7 +143,7 @@ async fn sources_crud() {
     assert_eq!(patched["labels"], json!([]));
     assert_eq!(
         patched["settings"],
-        json!({ "domain": "acme.example", "writeKey": "••••", "extra": 1 })
+        json!({ "trackPageViews": false, "allowedDomains": ["acme.example", "••••"] })
     );
     assert_eq!(patched["createdAt"], source["createdAt"]);
     // The echoed mask kept the stored secret.
@@ -172,14 +177,9 @@ async fn destinations_crud_never_show_secrets() {
     let source = create_source(&app, &member, "web").await;
     let source_id = source["id"].as_str().unwrap();
 
-    let secrets = [
-        "pw-0001",
-        "key-0002",
-        "tok-0003",
-        "sec-0004",
-        "nested-0005",
-        "list-0006",
-    ];
+    // Secret by the catalog's option type (sharedSecret, Slack's
+    // webhookUrl) and by carrying credentials (a URL with a password).
+    let secrets = ["pw-0001", "key-0002", "sec-0004"];
     let res = app
         .post(
             "/destinations",
@@ -190,13 +190,8 @@ async fn destinations_crud_never_show_secrets() {
                 "name": "Hooks",
                 "enabled": true,
                 "settings": {
-                    "url": "https://hooks.example/in",
-                    "Password": secrets[0],
-                    "apiKey": secrets[1],
-                    "ACCESS_TOKEN": secrets[2],
-                    "clientSecret": secrets[3],
-                    "auth": { "basic": { "password": secrets[4] }, "user": "me" },
-                    "headers": [{ "name": "X-Api-Key", "signingKey": secrets[5] }]
+                    "url": format!("https://me:{}@hooks.example/in", secrets[0]),
+                    "sharedSecret": secrets[2]
                 }
             }),
         )
@@ -205,51 +200,75 @@ async fn destinations_crud_never_show_secrets() {
     let body = json(res).await;
     let destination = body["data"]["destination"].clone();
     let id = destination["id"].as_str().unwrap().to_string();
-    let masked = json!({
-        "url": "https://hooks.example/in",
-        "Password": "••••",
-        "apiKey": "••••",
-        "ACCESS_TOKEN": "••••",
-        "clientSecret": "••••",
-        "auth": { "basic": { "password": "••••" }, "user": "me" },
-        "headers": [{ "name": "X-Api-Key", "signingKey": "••••" }]
-    });
-    assert_eq!(destination["settings"], masked);
+    assert_eq!(
+        destination["settings"],
+        json!({ "url": "••••", "sharedSecret": "••••" })
+    );
     assert_eq!(destination["name"], "Hooks");
     assert_eq!(destination["enabled"], true);
     assert_eq!(destination["sourceId"], source_id);
     assert_eq!(destination["workspaceId"], ws.id.as_str());
     assert_eq!(destination["metadata"]["id"], destination_kind());
 
-    // Defaults: the catalog name, disabled, no settings.
+    let slack = leakguard::api::catalog::DESTINATIONS
+        .iter()
+        .find(|e| e.slug == "slack")
+        .unwrap();
     let res = app
         .post(
             "/destinations",
             &member,
-            &json!({ "sourceId": source_id, "metadataId": destination_kind() }),
+            &json!({
+                "sourceId": source_id, "metadataId": slack.id,
+                "settings": {
+                    "webhookUrl": format!("https://hooks.slack.test/services/T0/B0/{}", secrets[1]),
+                    "channel": "#alerts"
+                }
+            }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let slack_body = json(res).await;
+    assert_eq!(
+        slack_body["data"]["destination"]["settings"],
+        json!({ "webhookUrl": "••••", "channel": "#alerts" })
+    );
+
+    // Defaults: the catalog name, disabled; a plain URL is shown.
+    let res = app
+        .post(
+            "/destinations",
+            &member,
+            &json!({
+                "sourceId": source_id, "metadataId": destination_kind(),
+                "settings": { "url": "https://hooks.example/plain" }
+            }),
         )
         .await;
     assert_eq!(res.status(), 201);
     let plain = json(res).await["data"]["destination"].clone();
     assert_eq!(plain["name"], "Webhooks");
     assert_eq!(plain["enabled"], false);
-    assert_eq!(plain["settings"], json!({}));
+    assert_eq!(
+        plain["settings"],
+        json!({ "url": "https://hooks.example/plain" })
+    );
 
     let got = get_data(&app, &format!("/destinations/{id}"), &member).await;
     assert_eq!(got["destination"], destination);
     let list = get_data(&app, "/destinations", &member).await;
     assert_eq!(list["destinations"][0], destination);
-    assert_eq!(list["pagination"]["totalEntries"], 2);
+    assert_eq!(list["pagination"]["totalEntries"], 3);
 
-    // Read everything the API answers about it, and the audit trail: no
-    // secret anywhere.
-    let mut seen = body.to_string() + &got.to_string() + &list.to_string();
+    // Read everything the API answers about them, and the audit trail, as
+    // a read-only token: no secret anywhere.
+    let (reader, _) = app.mint(&ws, "reader", "read_only").await;
+    let mut seen = body.to_string() + &slack_body.to_string() + &got.to_string();
+    seen += &get_data(&app, "/destinations", &reader).await.to_string();
     seen += &json!(audit_events(&app, &ws.owner_token, "").await).to_string();
 
     // GET, change one thing, send everything back: secrets survive.
-    let mut settings = destination["settings"].clone();
-    settings["url"] = json!("https://hooks.example/v2");
-    settings["auth"]["user"] = json!("you");
+    let settings = destination["settings"].clone();
     let res = app
         .patch(
             &format!("/destinations/{id}"),
@@ -263,9 +282,7 @@ async fn destinations_crud_never_show_secrets() {
     let patched = &patched["data"]["destination"];
     assert_eq!(patched["name"], "Hooks v2");
     assert_eq!(patched["enabled"], false);
-    assert_eq!(patched["settings"]["url"], "https://hooks.example/v2");
-    assert_eq!(patched["settings"]["auth"]["user"], "you");
-    for secret in secrets {
+    for secret in [secrets[0], secrets[2]] {
         let stored = app
             .count(&format!(
                 "SELECT COUNT(*) FROM destinations WHERE id = '{id}' AND settings LIKE '%{secret}%'"
@@ -274,23 +291,21 @@ async fn destinations_crud_never_show_secrets() {
         assert_eq!(stored, 1, "{secret} is still stored");
     }
 
-    // Merge: one key changes, null removes one, the rest stay.
+    // Merge: one key changes, null removes an optional one, the rest stay.
     let res = app
         .patch(
             &format!("/destinations/{id}"),
             &member,
-            &json!({ "settings": { "apiKey": "key-0007", "Password": null } }),
+            &json!({ "settings": { "url": "https://hooks.example/v2", "sharedSecret": null } }),
         )
         .await;
     assert_eq!(res.status(), 200);
     let patched = json(res).await;
     seen += &patched.to_string();
     let settings = &patched["data"]["destination"]["settings"];
-    assert_eq!(settings["apiKey"], "••••");
-    assert!(settings.get("Password").is_none());
-    assert_eq!(settings["url"], "https://hooks.example/v2");
+    assert_eq!(settings, &json!({ "url": "https://hooks.example/v2" }));
     seen += &json!(audit_events(&app, &ws.owner_token, "").await).to_string();
-    for secret in secrets.iter().chain(&["key-0007"]) {
+    for secret in secrets {
         assert!(!seen.contains(secret), "{secret} was shown");
     }
 
@@ -503,6 +518,59 @@ async fn users_crud() {
     assert_eq!(res.status(), 200);
     assert_eq!(json(res).await, json!({ "data": { "status": "SUCCESS" } }));
     assert_eq!(app.get(&format!("/users/{id}"), owner).await.status(), 404);
+}
+
+/// A row's settings cannot grow without bound: keys the kind does not have
+/// are refused, and stored settings past the caps (written before the
+/// catalog was enforced) take no more. Before, 150 PATCHes of 1 MB of new
+/// keys each grew one row past 150 MB.
+#[tokio::test]
+async fn settings_cannot_grow_a_row_without_bound() {
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_BURST", "1000")]).await;
+    let ws = app.workspace("Acme", "owner@acme.test").await;
+    let owner = &ws.owner_token;
+    let source = create_source(&app, owner, "web").await;
+    let path = format!("/sources/{}", source["id"].as_str().unwrap());
+    let size = || app.count("SELECT SUM(LENGTH(settings)) AS n FROM sources");
+    let before = size().await;
+    for i in 0..150 {
+        let body = json!({ "settings": { format!("k{i}"): "x".repeat(4000) } });
+        let res = app.patch(&path, owner, &body).await;
+        assert_eq!(res.status(), 422, "PATCH {i}");
+    }
+    assert_eq!(size().await, before);
+
+    // A row from before the caps: any settings change must bring it under
+    // them, and may do so by removing what the catalog does not know.
+    let legacy = json!({ "legacy": "y".repeat(70 * 1024) }).to_string();
+    app.test_db
+        .execute(&format!("UPDATE sources SET settings = '{legacy}'"))
+        .await
+        .unwrap();
+    let res = app
+        .patch(
+            &path,
+            owner,
+            &json!({ "settings": { "trackPageViews": true } }),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(errors_by_field(&json(res).await)["settings"].contains("at most 65536"));
+    let res = app
+        .patch(
+            &path,
+            owner,
+            &json!({ "settings": { "trackPageViews": true, "legacy": null } }),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        json(res).await["data"]["source"]["settings"],
+        json!({ "trackPageViews": true })
+    );
+    // Other fields can still change without touching the settings.
+    let res = app.patch(&path, owner, &json!({ "name": "Web" })).await;
+    assert_eq!(res.status(), 200);
 }
 
 /// Issue 17, finding 7. Token uses are written to `last_used_at` in

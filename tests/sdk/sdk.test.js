@@ -210,6 +210,210 @@ test('listAuditEvents shows what the SDK did', async () => {
     );
 });
 
+test('warehouses: the catalog, create, read, change, connection state, validation, sources, delete', async () => {
+    const catalog = await unwrap(api.catalog.getWarehousesCatalog({ count: 200 }));
+    const slugs = catalog.warehousesCatalog.map((e) => e.slug);
+    for (const slug of ['postgres', 'snowflake', 'bigquery', 'redshift']) {
+        assert.ok(slugs.includes(slug), `${slug} is in the catalog`);
+    }
+    const postgres = catalog.warehousesCatalog.find((e) => e.slug === 'postgres');
+    assert.ok(postgres instanceof sdk.WarehouseMetadataV1);
+    const password = postgres.options.find((o) => o.name === 'password');
+    assert.equal(password.type, 'password');
+    assert.equal(password.required, true);
+    const one = await unwrap(api.catalog.getWarehouseMetadata(postgres.id));
+    assert.deepEqual(one.warehouseMetadata, postgres);
+
+    const settings = {
+        hostname: 'db.internal', port: 5432, database: 'events',
+        username: 'loader', password: 'hunter2',
+    };
+    const validated = await unwrap(
+        api.warehouses.createValidationInWarehouse({ metadataId: postgres.id, settings }),
+    );
+    assert.equal(validated.status, 'CONNECTED');
+    const incomplete = await unwrap(
+        api.warehouses.createValidationInWarehouse({ metadataId: postgres.id, settings: { port: 5432 } }),
+    );
+    assert.equal(incomplete.status, 'FAILED');
+
+    const { response, body } = await api.warehouses.createWarehouse({
+        metadataId: postgres.id,
+        name: 'Analytics',
+        settings,
+    });
+    assert.equal(response.statusCode, 201);
+    const warehouse = body.data.warehouse;
+    assert.ok(warehouse instanceof sdk.WarehouseV1);
+    assert.equal(warehouse.workspaceId, created.workspace.id);
+    assert.equal(warehouse.enabled, true);
+    assert.equal(warehouse.metadata.id, postgres.id);
+    assert.equal(warehouse.settings.password, '••••');
+    assert.equal(warehouse.settings.hostname, 'db.internal');
+
+    const bad = await rejection(
+        api.warehouses.createWarehouse({ metadataId: postgres.id, settings: { hostname: 1 } }),
+    );
+    assert.equal(bad.statusCode, 422);
+    assert.ok(bad.body.errors.some((e) => e.field === 'settings.password'));
+
+    const listed = await unwrap(api.warehouses.listWarehouses({ count: 10 }));
+    assert.deepEqual(listed.warehouses.map((w) => w.id), [warehouse.id]);
+    assert.equal(listed.pagination.totalEntries, 1);
+    const got = await unwrap(api.warehouses.getWarehouse(warehouse.id));
+    assert.deepEqual(got.warehouse, warehouse);
+
+    // As the SDK's UpdateWarehouseV1Input has it: settings always sent.
+    const updated = await unwrap(
+        api.warehouses.updateWarehouse(warehouse.id, {
+            enabled: false,
+            settings: { ...warehouse.settings, database: 'events_v2' },
+        }),
+    );
+    assert.equal(updated.warehouse.enabled, false);
+    assert.equal(updated.warehouse.settings.database, 'events_v2');
+    assert.equal(updated.warehouse.settings.password, '••••', 'the echoed mask kept the password');
+    const connection = await unwrap(api.warehouses.getConnectionStateFromWarehouse(warehouse.id));
+    assert.equal(connection.connectionState, 'CONNECTED');
+
+    const [webId, iosId] = state.sourceIds;
+    for (const sourceId of [webId, iosId]) {
+        const { response, body } = await api.warehouses.addConnectionFromSourceToWarehouse(
+            warehouse.id, sourceId,
+        );
+        assert.equal(response.statusCode, 201);
+        assert.equal(body.data.status, 'CONNECTED');
+    }
+    const connected = await unwrap(
+        api.warehouses.listConnectedSourcesFromWarehouse(warehouse.id, { count: 1 }),
+    );
+    assert.equal(connected.sources.length, 1);
+    assert.equal(connected.pagination.totalEntries, 2);
+    assert.ok(connected.sources[0] instanceof sdk.SourceV1);
+    const rest = await unwrap(
+        api.warehouses.listConnectedSourcesFromWarehouse(warehouse.id, {
+            count: 1, cursor: connected.pagination.next,
+        }),
+    );
+    assert.deepEqual([...connected.sources, ...rest.sources].map((s) => s.id), [webId, iosId]);
+    const removed = await unwrap(api.warehouses.removeSourceConnectionFromWarehouse(warehouse.id, iosId));
+    assert.equal(removed.status, 'SUCCESS');
+    const fed = await unwrap(api.sources.listConnectedWarehousesFromSource(webId, { count: 10 }));
+    assert.deepEqual(fed.warehouses.map((w) => w.id), [warehouse.id]);
+    assert.deepEqual(
+        (await unwrap(api.sources.listConnectedWarehousesFromSource(iosId, { count: 10 }))).warehouses,
+        [],
+    );
+    const destinations = await unwrap(api.sources.listConnectedDestinationsFromSource(webId, { count: 10 }));
+    assert.deepEqual(destinations.destinations.map((d) => d.id), [state.destinationId]);
+
+    const deleted = await unwrap(api.warehouses.deleteWarehouse(warehouse.id));
+    assert.equal(deleted.status, 'SUCCESS');
+    assert.equal((await rejection(api.warehouses.getWarehouse(warehouse.id))).statusCode, 404);
+});
+
+test('tracking plans: plans, rules with JSON Schemas, and the sources that follow them', async () => {
+    const plans = api.trackingPlans;
+    const { trackingPlan } = await unwrap(
+        plans.createTrackingPlan({ name: 'Web Events', description: 'What the site sends', type: 'LIVE' }),
+    );
+    assert.ok(trackingPlan instanceof sdk.TrackingPlanV1);
+    assert.equal(trackingPlan.slug, 'web-events');
+    await unwrap(plans.createTrackingPlan({ name: 'Library', type: 'RULE_LIBRARY' }));
+    const live = await unwrap(plans.listTrackingPlans({ count: 10 }, 'LIVE'));
+    assert.deepEqual(live.trackingPlans.map((p) => p.id), [trackingPlan.id]);
+    assert.equal((await unwrap(plans.listTrackingPlans({ count: 10 }))).pagination.totalEntries, 2);
+
+    const renamed = await unwrap(plans.updateTrackingPlan(trackingPlan.id, { name: 'Site Events' }));
+    assert.equal(renamed.status, 'SUCCESS');
+    assert.equal((await unwrap(plans.getTrackingPlan(trackingPlan.id))).trackingPlan.name, 'Site Events');
+
+    const orderCompleted = {
+        $schema: 'http://json-schema.org/draft-07/schema#',
+        type: 'object',
+        properties: { properties: { type: 'object', required: ['total'] } },
+    };
+    const replaced = await unwrap(plans.replaceRulesInTrackingPlan(trackingPlan.id, {
+        rules: [
+            { type: 'TRACK', key: 'Order Completed', version: 1, jsonSchema: orderCompleted },
+            { type: 'IDENTIFY', version: 1, jsonSchema: { type: 'object' } },
+        ],
+    }));
+    assert.equal(replaced.status, 'SUCCESS');
+    const invalid = await rejection(plans.replaceRulesInTrackingPlan(trackingPlan.id, {
+        rules: [{ type: 'TRACK', key: 'Broken', version: 1, jsonSchema: { type: 'objekt' } }],
+    }));
+    assert.equal(invalid.statusCode, 422);
+    assert.equal(invalid.body.errors[0].field, 'rules[0].jsonSchema');
+    await unwrap(plans.updateRulesInTrackingPlan(trackingPlan.id, {
+        rules: [
+            { type: 'TRACK', key: 'Order Completed', newKey: 'Order Done', version: 1, jsonSchema: orderCompleted },
+            { type: 'PAGE', key: 'Home', version: 1, jsonSchema: { type: 'object' } },
+        ],
+    }));
+    const first = await unwrap(plans.listRulesFromTrackingPlan(trackingPlan.id, { count: 2 }));
+    assert.ok(first.rules[0] instanceof sdk.RuleV1);
+    assert.deepEqual(first.rules[0].jsonSchema, orderCompleted);
+    assert.equal(first.pagination.totalEntries, 3);
+    const second = await unwrap(
+        plans.listRulesFromTrackingPlan(trackingPlan.id, { count: 2, cursor: first.pagination.next }),
+    );
+    assert.deepEqual(
+        [...first.rules, ...second.rules].map((r) => `${r.type} ${r.key ?? ''} v${r.version}`),
+        ['TRACK Order Done v1', 'IDENTIFY  v1', 'PAGE Home v1'],
+    );
+    // The SDK sends these in the query string, as rules[0][type]=….
+    const gone = await unwrap(plans.removeRulesFromTrackingPlan(trackingPlan.id, [
+        { type: 'IDENTIFY', version: 1 },
+        { type: 'PAGE', key: 'Home', version: 1 },
+    ]));
+    assert.equal(gone.status, 'SUCCESS');
+    const left = await unwrap(plans.listRulesFromTrackingPlan(trackingPlan.id, { count: 10 }));
+    assert.deepEqual(left.rules.map((r) => r.key), ['Order Done']);
+
+    const [webId, iosId] = state.sourceIds;
+    for (const sourceId of [webId, iosId]) {
+        assert.equal((await unwrap(plans.addSourceToTrackingPlan(trackingPlan.id, { sourceId }))).status, 'SUCCESS');
+    }
+    const following = await unwrap(plans.listSourcesFromTrackingPlan(trackingPlan.id, { count: 10 }));
+    assert.deepEqual(following.sources.map((s) => s.id), [webId, iosId]);
+    assert.equal((await unwrap(plans.removeSourceFromTrackingPlan(trackingPlan.id, iosId))).status, 'SUCCESS');
+    assert.equal(
+        (await unwrap(plans.listSourcesFromTrackingPlan(trackingPlan.id, { count: 10 }))).pagination.totalEntries,
+        1,
+    );
+    assert.equal((await unwrap(plans.deleteTrackingPlan(trackingPlan.id))).status, 'SUCCESS');
+    assert.equal((await rejection(plans.getTrackingPlan(trackingPlan.id))).statusCode, 404);
+});
+
+test('labels: the workspace\'s, and a source\'s', async () => {
+    const { label } = await unwrap(
+        api.labels.createLabel({ label: { key: 'env', value: 'prod', description: 'Live traffic' } }),
+    );
+    assert.ok(label instanceof sdk.LabelV1);
+    assert.deepEqual({ ...label }, { key: 'env', value: 'prod', description: 'Live traffic' });
+    await unwrap(api.labels.createLabel({ label: { key: 'team', value: 'growth/web' } }));
+    const duplicate = await rejection(api.labels.createLabel({ label: { key: 'env', value: 'prod' } }));
+    assert.equal(duplicate.statusCode, 409);
+    const { labels } = await unwrap(api.labels.listLabels());
+    assert.deepEqual(labels.map((l) => `${l.key}:${l.value}`), ['env:prod', 'team:growth/web']);
+
+    const [, iosId] = state.sourceIds;
+    // A LabelV1 from listLabels, description and all.
+    const added = await unwrap(api.sources.addLabelsToSource(iosId, { labels: [labels[0]] }));
+    assert.deepEqual(added.labels.map((l) => `${l.key}:${l.value}`), ['env:prod']);
+    const replaced = await unwrap(api.sources.replaceLabelsInSource(iosId, { labels: [labels[1]] }));
+    assert.deepEqual(replaced.labels.map((l) => `${l.key}:${l.value}`), ['team:growth/web']);
+    const unknown = await rejection(
+        api.sources.addLabelsToSource(iosId, { labels: [{ key: 'nope', value: 'x' }] }),
+    );
+    assert.equal(unknown.statusCode, 422);
+
+    assert.equal((await unwrap(api.labels.deleteLabel('team', 'growth/web'))).status, 'SUCCESS');
+    assert.deepEqual((await unwrap(api.sources.getSource(iosId))).source.labels, []);
+    assert.equal((await rejection(api.labels.deleteLabel('team', 'growth/web'))).statusCode, 404);
+});
+
 test('a revoked token: the SDK call rejects with the 401 body', async () => {
     const doomedApi = clients(doomed.token);
     await unwrap(doomedApi.workspaces.getWorkspace()); // works until revoked

@@ -77,7 +77,7 @@ fn no_issued_token_appears_anywhere_but_in_its_creating_answer() {
             Some(serde_json::json!({
                 "slug": "web", "enabled": true,
                 "metadataId": leakguard::api::catalog::SOURCES[0].id,
-                "settings": { "apiKey": "not-a-token" }
+                "settings": { "trackPageViews": true }
             })),
         ),
     );
