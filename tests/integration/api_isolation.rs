@@ -23,7 +23,9 @@ struct Other {
 
 #[tokio::test]
 async fn a_token_of_one_workspace_sees_nothing_of_another() {
-    let app = TestApp::spawn().await;
+    // Each owner token sets up and then walks every endpoint: past the
+    // default burst, which is not under test here.
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_BURST", "5000")]).await;
     let a = app.workspace("Alpha", "owner@alpha.test").await;
     let b = app.workspace("Beta", "owner@beta.test").await;
     create_source(&app, &a.owner_token, "alpha-web").await;

@@ -272,7 +272,9 @@ fn rank(role: &str) -> usize {
 
 #[tokio::test]
 async fn every_endpoint_for_every_role() {
-    let app = TestApp::spawn().await;
+    // The owner's token sets up every caller's targets and walks every
+    // endpoint itself: far past the default burst, which is not under test.
+    let app = TestApp::spawn_with(&[("RATE_LIMIT_BURST", "5000")]).await;
     let ws = app.workspace("Acme", "owner@acme.test").await;
     let mut covered = BTreeSet::new();
     // DELETEs last, so that the resources other calls use still exist.
