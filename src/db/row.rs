@@ -178,21 +178,6 @@ macro_rules! sqlx_row {
 sqlx_row!(sqlx::sqlite::SqliteRow);
 sqlx_row!(sqlx::postgres::PgRow);
 
-impl Row for rusqlite::Row<'_> {
-    fn text(&self, column: &str) -> Result<String> {
-        Ok(self.get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        Ok(self.get(column)?)
-    }
-    fn int(&self, column: &str) -> Result<i64> {
-        Ok(self.get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        Ok(self.get(column)?)
-    }
-}
-
 /// Binds `args` to a sqlx query of either backend, in order.
 macro_rules! bind_sqlx {
     ($query:expr, $args:expr) => {{

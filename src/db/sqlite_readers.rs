@@ -17,6 +17,7 @@
 //! busy statement): each read starts a new read transaction and sees every
 //! transaction committed before it, by this process or any other.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -25,7 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{Error, Result};
-use super::row::{Arg, FromRow};
+use super::row::{Arg, FromRow, Row};
 
 /// Idle connections kept for reuse; more may be open at once under load.
 const MAX_IDLE: usize = 8;
@@ -97,7 +98,7 @@ impl SqliteReaders {
             let mut rows = statement.raw_query();
             let mut found = Vec::new();
             while let Some(row) = rows.next()? {
-                found.push(T::from_row(row)?);
+                found.push(T::from_row(&NamedRow::new(row))?);
             }
             Ok(found)
         })
@@ -109,7 +110,7 @@ impl SqliteReaders {
             bind(&mut statement, args)?;
             let mut rows = statement.raw_query();
             match rows.next()? {
-                Some(row) => Ok(Some(T::from_row(row)?)),
+                Some(row) => Ok(Some(T::from_row(&NamedRow::new(row))?)),
                 None => Ok(None),
             }
         })
@@ -120,6 +121,57 @@ impl SqliteReaders {
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.idle.lock().expect("readers lock").clear();
+    }
+}
+
+/// A row read by column name. rusqlite finds a name by comparing it with
+/// every column's in turn, which makes reading a wide row quadratic; models
+/// read columns in about the order the query selects them, so the search
+/// starts just after the column found last.
+struct NamedRow<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    next: Cell<usize>,
+}
+
+impl<'r, 's> NamedRow<'r, 's> {
+    fn new(row: &'r rusqlite::Row<'s>) -> Self {
+        NamedRow {
+            row,
+            next: Cell::new(0),
+        }
+    }
+
+    fn index(&self, column: &str) -> Result<usize> {
+        let statement = self.row.as_ref();
+        let count = statement.column_count();
+        let start = self.next.get();
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            if statement.column_name(index)?.eq_ignore_ascii_case(column) {
+                self.next.set(index + 1);
+                return Ok(index);
+            }
+        }
+        Err(rusqlite::Error::InvalidColumnName(column.to_string()).into())
+    }
+
+    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T> {
+        Ok(self.row.get(self.index(column)?)?)
+    }
+}
+
+impl Row for NamedRow<'_, '_> {
+    fn text(&self, column: &str) -> Result<String> {
+        self.get(column)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        self.get(column)
+    }
+    fn int(&self, column: &str) -> Result<i64> {
+        self.get(column)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        self.get(column)
     }
 }
 
