@@ -180,8 +180,12 @@ fn security(least_role: Option<crate::domain::Role>) -> Value {
 /// A path parameter: every `{id}` is an id the API issued (an id of
 /// another shape names nothing: 404); other names are described here.
 fn path_parameter(name: &str) -> Value {
-    let label_part =
-        json!({ "type": "string", "minLength": 1, "maxLength": crate::domain::Label::MAX });
+    let label_part = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": crate::domain::Label::MAX,
+        "pattern": crate::domain::LABEL_PATTERN,
+    });
     let (description, schema) = match name {
         "id" | "keyId" => ("An id this API issued", crate::domain::id_schema()),
         "sourceId" => ("A source's id", crate::domain::id_schema()),

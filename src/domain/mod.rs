@@ -11,7 +11,7 @@ mod text;
 pub use ids::*;
 pub use oauth::{Scope, Scopes, TokenLifetime};
 pub use public_key::{KeyAlgorithm, PublicKey};
-pub use text::{Description, Email, Name, Slug, TokenHash, MAX_NAME};
+pub use text::{Description, Email, Name, Slug, TokenHash, LABEL_PATTERN, MAX_NAME};
 
 use serde::Serialize;
 
@@ -77,9 +77,17 @@ impl crate::db::ToArg for Role {
 /// Segment's `{"key": …, "value": …}` label of a source.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Label {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub key: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub value: String,
 }
 
@@ -88,7 +96,9 @@ impl Label {
     pub const MAX: usize = 100;
 
     /// A label as a request sends it: `{"key", "value", "description"?}`,
-    /// key and value 1 to 100 characters.
+    /// key and value 1 to 100 characters, none of them a control character
+    /// (a label's key and value are also its path, `/labels/{key}/{value}`,
+    /// where no id may hold one).
     pub fn read(item: &serde_json::Value) -> Result<(Label, Option<Description>), String> {
         const SHAPE: &str =
             "must be {\"key\": string, \"value\": string, \"description\"?: string}, key and value each 1 to 100 characters";
@@ -106,6 +116,9 @@ impl Label {
         };
         if !fits(key) || !fits(value) {
             return Err(SHAPE.into());
+        }
+        if key.chars().chain(value.chars()).any(char::is_control) {
+            return Err("a label's key and value may not contain control characters".into());
         }
         let description = match object.get("description") {
             None | Some(serde_json::Value::Null) => None,
@@ -129,9 +142,17 @@ impl Label {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct LabelInput {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     key: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    )]
     value: String,
     #[schema(nullable)]
     description: Option<Description>,

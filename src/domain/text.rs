@@ -47,6 +47,9 @@ pub const NAME_PATTERN: &str = concat!(
     "]*$"
 );
 
+/// A label's key or value: no control characters.
+pub const LABEL_PATTERN: &str = concat!("^[^", control!(), "]*$");
+
 /// A slug: 1 to 100 lower-case letters, digits, `-` and `_`, the first a
 /// letter or digit, once trimmed.
 pub const SLUG_PATTERN: &str = concat!(
@@ -407,6 +410,21 @@ mod tests {
                 .count(),
             MAX_NAME
         );
+    }
+
+    #[test]
+    fn labels_refuse_control_characters_as_their_documented_pattern_says() {
+        let read =
+            |key: &str| super::super::Label::read(&serde_json::json!({"key": key, "value": "v"}));
+        assert!(read("team").is_ok());
+        assert!(read("ë,\u{9f}").is_err());
+        assert!(read("a\u{1a}").is_err());
+        // The literal in the schema attributes of `Label` is this pattern.
+        let schema =
+            serde_json::to_value(<super::super::Label as utoipa::PartialSchema>::schema()).unwrap();
+        for field in ["key", "value"] {
+            assert_eq!(schema["properties"][field]["pattern"], LABEL_PATTERN);
+        }
     }
 
     #[test]

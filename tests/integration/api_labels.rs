@@ -54,6 +54,26 @@ async fn labels_are_the_workspaces_and_sources_carry_only_those() {
         )
         .await;
     assert_eq!(res.status(), 422);
+    // A control character could never be named in /labels/{key}/{value}:
+    // such a label would be one nobody could delete.
+    for (key, value) in [("ë,\u{9f}", "0"), ("env", "a\u{1a}")] {
+        let res = app
+            .post(
+                "/labels",
+                &member,
+                &json!({ "label": { "key": key, "value": value } }),
+            )
+            .await;
+        assert_eq!(res.status(), 422);
+        let body = json(res).await;
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("control characters"),
+            "{body}"
+        );
+    }
     assert_eq!(
         app.post(
             "/labels",
