@@ -9,6 +9,7 @@ revoked token) makes schemathesis ask for a new one.
 import json
 import os
 import subprocess
+from urllib.parse import unquote
 
 import schemathesis
 
@@ -84,9 +85,11 @@ def after_call(context, case, response):
     except Exception:
         return
     if case.operation.label == "DELETE /labels/{key}/{value}" and response.status_code == 200:
-        gone = {"key": case.path_parameters.get("key"), "value": case.path_parameters.get("value")}
-        if gone in LABELS:
-            LABELS.remove(gone)
+        # The stateful phase hands on path parameters percent-encoded.
+        key, value = case.path_parameters.get("key"), case.path_parameters.get("value")
+        for gone in ({"key": key, "value": value}, {"key": unquote(key), "value": unquote(value)}):
+            if gone in LABELS:
+                LABELS.remove(gone)
     if case.operation.label == "DELETE /sources/{id}" and response.status_code == 200:
         gone = case.path_parameters.get("id")
         if gone in LIVE_SOURCES:
