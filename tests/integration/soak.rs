@@ -122,7 +122,9 @@ impl Client<'_> {
             "/sources",
             self.owner,
             Some(
-                json!({ "slug": format!("soak-{n}"), "enabled": true, "metadataId": "kVr3mQ8cTn",
+                // Stripe: a catalog source whose one option, `apiKey`, is a
+                // password, so every read masks it.
+                json!({ "slug": format!("soak-{n}"), "enabled": true, "metadataId": "LQoZWzkVqA",
                          "settings": { "apiKey": "k".repeat(64) } }),
             ),
             201,
