@@ -30,6 +30,14 @@ pub async fn record(db: &Db, alerts: &[&AlertRecord]) -> Result<()> {
     db.execute(&sql, &binds).await.map(|_| ())
 }
 
+/// Records `alerts` at once on the calling thread if SQLite's write lock
+/// is free (`Db::try_execute_now`); None when the caller should queue them.
+pub fn try_record_now(db: &Db, alerts: &[&AlertRecord]) -> Option<Result<()>> {
+    let (sql, binds) = insert_sql(alerts);
+    db.try_execute_now(&sql, &binds)
+        .map(|done| done.map(|_| ()))
+}
+
 /// Records an alert inside the transaction that acts on it; `revoked` is
 /// set by `set_revoked` once known.
 pub async fn record_in(tx: &mut Tx, alert: &AlertRecord) -> Result<()> {

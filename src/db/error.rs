@@ -7,7 +7,7 @@
 pub enum Error {
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
-    /// From the SQLite read connections (`db::sqlite_readers`).
+    /// From the connections of `db::sqlite_direct`.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
     /// A stored value that does not parse as its type: a bug or a hand edit.

@@ -5,7 +5,7 @@
 //! (`$1` parameters, BIGINT times and 0/1 flags), its arguments are
 //! `args![…]`, and its rows are read by column name into a `FromRow` type.
 //! Reads that need no transaction go through `Db::fetch_*`: on SQLite they
-//! run on read connections of their own (`sqlite_readers`), on PostgreSQL
+//! run on read connections of their own (`sqlite_direct`), on PostgreSQL
 //! on the pool. Everything that writes runs in a `Tx`, or through
 //! `Db::execute` for a single statement; a change to a workspace goes
 //! through `Change`, which takes the workspace's lock and appends its audit
@@ -16,7 +16,7 @@ mod error;
 mod migrations;
 mod pg_readers;
 mod row;
-mod sqlite_readers;
+mod sqlite_direct;
 
 pub mod alerts;
 pub mod audit_events;
@@ -52,7 +52,7 @@ pub(crate) use row::bind_sqlx;
 pub use row::{Arg, Count, FromRow, Row, Text, ToArg};
 
 use pg_readers::PgReaders;
-use sqlite_readers::SqliteReaders;
+use sqlite_direct::SqliteDirect;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -70,8 +70,9 @@ enum Pools {
         /// connection turns that into an orderly async queue instead of
         /// SQLITE_BUSY errors when two read-then-write transactions meet.
         writer: SqlitePool,
-        /// None for an in-memory database, which exists only in the writer.
-        readers: Option<SqliteReaders>,
+        /// Reads, and writes that must not wait; None for an in-memory
+        /// database, which exists only in the writer.
+        direct: Option<SqliteDirect>,
         file: Option<PathBuf>,
     },
     Postgres {
@@ -139,13 +140,13 @@ impl Db {
             .await
             .map_err(|e| explain_sqlite_open_error(e, file.as_deref()))?;
         // Opened after the writer, which switched the file to WAL.
-        let readers = match &file {
-            Some(path) => Some(SqliteReaders::open(path)?),
+        let direct = match &file {
+            Some(path) => Some(SqliteDirect::open(path)?),
             None => None,
         };
         Ok(Db(Arc::new(Pools::Sqlite {
             writer,
-            readers,
+            direct,
             file,
         })))
     }
@@ -235,7 +236,12 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match &*self.0 {
-            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin().await?),
+            // IMMEDIATE: the write lock is taken at BEGIN, waiting for it
+            // if another connection holds it. A deferred transaction that
+            // read first could not take it later once that other writer
+            // had committed (SQLITE_BUSY_SNAPSHOT, which waiting cannot
+            // cure).
+            Pools::Sqlite { writer, .. } => Tx::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Pools::Postgres { pool, .. } => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -249,9 +255,9 @@ impl Db {
     pub async fn fetch_all<T: FromRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Vec<T>> {
         match &*self.0 {
             Pools::Sqlite {
-                readers: Some(readers),
+                direct: Some(direct),
                 ..
-            } => readers.fetch_all(sql, args),
+            } => direct.fetch_all(sql, args),
             Pools::Sqlite { writer, .. } => {
                 rows(bind_sqlx!(sqlx::query(sql), args).fetch_all(writer).await?)
             }
@@ -266,9 +272,9 @@ impl Db {
     ) -> Result<Option<T>> {
         match &*self.0 {
             Pools::Sqlite {
-                readers: Some(readers),
+                direct: Some(direct),
                 ..
-            } => readers.fetch_optional(sql, args),
+            } => direct.fetch_optional(sql, args),
             Pools::Sqlite { writer, .. } => bind_sqlx!(sqlx::query(sql), args)
                 .fetch_optional(writer)
                 .await?
@@ -296,6 +302,33 @@ impl Db {
                 .await?
                 .rows_affected(),
         })
+    }
+
+    /// Whether `try_execute_now` can write here: SQLite, in a file.
+    pub fn writes_on_workers(&self) -> bool {
+        matches!(
+            &*self.0,
+            Pools::Sqlite {
+                direct: Some(_),
+                ..
+            }
+        )
+    }
+
+    /// One write statement that needs no transaction around it, run at
+    /// once on the calling thread if SQLite's write lock is free
+    /// (`sqlite_direct`); None when it is not, or on PostgreSQL (or an
+    /// in-memory database), and the caller queues it or runs `execute`.
+    pub fn try_execute_now(&self, sql: &str, args: &[Arg<'_>]) -> Option<Result<u64>> {
+        match &*self.0 {
+            Pools::Sqlite {
+                direct: Some(direct),
+                ..
+            } => direct
+                .try_execute(sql, args)
+                .map(|done| done.map(|rows| rows as u64)),
+            _ => None,
+        }
     }
 
     /// One write statement with `RETURNING`, committed on return.
@@ -357,11 +390,9 @@ impl Db {
 
     pub async fn close(&self) {
         match &*self.0 {
-            Pools::Sqlite {
-                writer, readers, ..
-            } => {
-                if let Some(readers) = readers {
-                    readers.close();
+            Pools::Sqlite { writer, direct, .. } => {
+                if let Some(direct) = direct {
+                    direct.close();
                 }
                 writer.close().await
             }

@@ -1,10 +1,18 @@
-//! Records of alerts that matched none of our tokens, written in batches.
-//! Such an alert changes nothing but its own record, yet every one of them
-//! queued for SQLite's single writer, and each statement there costs two
-//! thread hand-offs (sqlx runs each SQLite connection on a thread of its
-//! own). One multi-row INSERT of all the records waiting at that moment
-//! pays the hand-offs once. An alert is still answered only after its own
-//! record is committed.
+//! Records of alerts that matched none of our tokens. Such an alert
+//! changes nothing but its own record, and an alert is answered only after
+//! its record is committed. Records are written in batches: one multi-row
+//! INSERT of all the records waiting at that moment pays the commit once.
+//!
+//! On SQLite a batch is written on a worker thread, while the write lock is
+//! free (`Db::try_execute_now`): each alert leaves its record in `waiting`
+//! and yields, so that the other requests its worker has ready run first
+//! and leave theirs; then whoever comes first writes everything waiting.
+//! Handing records to sqlx's writer thread instead cost each batch a chain
+//! of thread hand-offs, and on a busy machine each hand-off waited for a
+//! turn of the scheduler. When the write lock is taken, and always on
+//! PostgreSQL, records go to a task that gathers them for `GATHER`.
+
+use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -26,6 +34,8 @@ struct Pending {
 
 pub struct AlertRecorder {
     queue: mpsc::UnboundedSender<Pending>,
+    /// Records left for the next batch written on a worker thread.
+    waiting: Mutex<Vec<Pending>>,
     /// For an alert the batch could not take.
     db: Db,
 }
@@ -44,11 +54,30 @@ impl AlertRecorder {
                 async move { write_batch(&db, batch).await }
             },
         );
-        (AlertRecorder { queue, db }, task)
+        let recorder = AlertRecorder {
+            queue,
+            waiting: Mutex::new(Vec::new()),
+            db,
+        };
+        (recorder, task)
     }
 
     /// Records `alert` (matching none of our tokens), committed on return.
     pub async fn record(&self, alert: &AlertRecord) -> crate::db::Result<()> {
+        if self.db.writes_on_workers() {
+            let (written, done) = oneshot::channel();
+            self.lock_waiting().push(Pending {
+                alert: alert.clone(),
+                written,
+            });
+            tokio::task::yield_now().await;
+            self.write_waiting();
+            // Written by this call or by another's; false: the write lock
+            // was taken, or the batch failed.
+            if done.await == Ok(true) {
+                return Ok(());
+            }
+        }
         let (written, done) = oneshot::channel();
         let pending = Pending {
             alert: alert.clone(),
@@ -60,6 +89,32 @@ impl AlertRecorder {
         // The batch failed (or the task is gone): alone, this alert gets
         // its own error, which says whether GitHub should retry.
         alerts::record(&self.db, &[alert]).await
+    }
+}
+
+impl AlertRecorder {
+    fn lock_waiting(&self) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes every waiting record, a statement at a time, on this thread.
+    fn write_waiting(&self) {
+        let limit = rows_per_statement(ALERT_COLUMNS);
+        loop {
+            let batch: Vec<Pending> = {
+                let mut waiting = self.lock_waiting();
+                let n = waiting.len().min(limit);
+                waiting.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return;
+            }
+            let rows: Vec<&AlertRecord> = batch.iter().map(|p| &p.alert).collect();
+            let written = matches!(alerts::try_record_now(&self.db, &rows), Some(Ok(())));
+            for pending in batch {
+                let _ = pending.written.send(written);
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Logging set-up and the helpers that keep secrets and addresses out of logs.
 
 mod json_lines;
+mod log_writer;
 
 use tracing_subscriber::{filter::Targets, fmt, prelude::*};
 
@@ -13,15 +14,10 @@ const DEFAULT_LEVELS: &str = "info,sqlx=warn,actix_server=warn";
 /// `Targets` syntax: no span or field filters, which would cost a regex
 /// engine in every build for a feature nobody here uses).
 ///
-/// Lines are written to stderr by a thread of their own, so that a request
-/// never waits on a write to the log: keep the returned guard until the
-/// end, it flushes what is left. The writer blocks rather than drop lines
-/// when it falls behind: the log is the record of what happened.
-pub fn init(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("leakguard-log")
-        .finish(std::io::stderr());
+/// Lines go to stderr through `log_writer`, which never drops one: keep
+/// the returned guard until the end, it writes what is left.
+pub fn init(format: LogFormat) -> log_writer::FlushGuard {
+    let (writer, guard) = log_writer::BufferedLog::new(std::io::stderr());
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .map(|text| text.parse::<Targets>().map_err(|e| (text, e)));

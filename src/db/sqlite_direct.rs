@@ -1,4 +1,5 @@
-//! SQLite read connections, answered on the calling thread.
+//! SQLite statements answered on the calling thread: reads, and the one
+//! kind of write that must not wait.
 //!
 //! sqlx runs each SQLite connection on a thread of its own, so every
 //! statement costs two thread hand-offs, and it pings the connection again
@@ -34,24 +35,27 @@ const MAX_IDLE: usize = 8;
 const STATEMENT_CACHE: usize = 64;
 
 #[derive(Debug)]
-pub struct SqliteReaders {
+pub struct SqliteDirect {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// For `try_execute`; opened on first use.
+    quick_writer: Mutex<Option<Connection>>,
     closed: AtomicBool,
 }
 
-impl SqliteReaders {
-    /// Opens one connection now, so that a file that cannot be read is
-    /// reported at start-up.
-    pub fn open(path: &Path) -> Result<SqliteReaders> {
-        let readers = SqliteReaders {
+impl SqliteDirect {
+    /// Opens one read connection now, so that a file that cannot be read
+    /// is reported at start-up.
+    pub fn open(path: &Path) -> Result<SqliteDirect> {
+        let direct = SqliteDirect {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
+            quick_writer: Mutex::new(None),
             closed: AtomicBool::new(false),
         };
-        let first = readers.connect()?;
-        readers.idle.lock().expect("readers lock").push(first);
-        Ok(readers)
+        let first = direct.connect_reader()?;
+        direct.idle.lock().expect("readers lock").push(first);
+        Ok(direct)
     }
 
     fn connect(&self) -> Result<Connection> {
@@ -59,13 +63,68 @@ impl SqliteReaders {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.pragma_update(None, "query_only", "ON")?;
         // As on the writer (`Db::connect`): triggers fire for REPLACE's
         // deletes on every connection leakguard opens.
         conn.pragma_update(None, "recursive_triggers", "ON")?;
-        conn.busy_timeout(Duration::from_secs(5))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
+    }
+
+    fn connect_reader(&self) -> Result<Connection> {
+        let conn = self.connect()?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    /// The settings of sqlx's writer (`Db::connect`) that are per
+    /// connection, and no waiting for the write lock.
+    fn connect_quick_writer(&self) -> Result<Connection> {
+        let conn = self.connect()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(Duration::ZERO)?;
+        Ok(conn)
+    }
+
+    /// Runs one write statement, committed on return, if SQLite's write
+    /// lock is free now; None if it is held, and the caller should queue
+    /// the write for sqlx's writer instead. Only for statements that need
+    /// no transaction around them.
+    pub fn try_execute(&self, sql: &str, args: &[Arg<'_>]) -> Option<Result<usize>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Some(Err(Error::Closed));
+        }
+        // Held for one statement; the other worker waits that long at most.
+        let mut slot = self.quick_writer.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = match slot.take() {
+            Some(conn) => conn,
+            None => match self.connect_quick_writer() {
+                Ok(conn) => conn,
+                Err(e) => return Some(Err(e)),
+            },
+        };
+        let result = (|| {
+            let mut statement = conn.prepare_cached(sql)?;
+            bind(&mut statement, args)?;
+            Ok(statement.raw_execute()?)
+        })();
+        if conn.is_autocommit() && !conn.is_busy() {
+            *slot = Some(conn);
+        } else {
+            tracing::error!("the quick SQLite writer was left inside a transaction; dropped");
+        }
+        match result {
+            Err(Error::Sqlite(e))
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) =>
+            {
+                None
+            }
+            other => Some(other),
+        }
     }
 
     /// Runs `read` on an idle connection, and hands the connection back
@@ -77,7 +136,7 @@ impl SqliteReaders {
         let pooled = self.idle.lock().expect("readers lock").pop();
         let conn = match pooled {
             Some(conn) => conn,
-            None => self.connect()?,
+            None => self.connect_reader()?,
         };
         let result = read(&conn);
         if conn.is_autocommit() && !conn.is_busy() {
@@ -116,11 +175,12 @@ impl SqliteReaders {
         })
     }
 
-    /// Closes every idle connection and refuses new reads: after this the
-    /// files are no longer held open by the readers.
+    /// Closes every idle connection and refuses new statements: after
+    /// this the files are no longer held open here.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.idle.lock().expect("readers lock").clear();
+        *self.quick_writer.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 

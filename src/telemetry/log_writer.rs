@@ -1,0 +1,242 @@
+//! Where log lines go: appended to a buffer in memory, and written to
+//! stderr by a thread of their own every `FLUSH_EVERY`, or by the request
+//! that fills the buffer.
+//!
+//! A request never waits on a write to the log unless the buffer is full,
+//! and it never wakes another thread either: on two cores, a log thread
+//! woken for every line preempted the workers for as long as the line
+//! itself took to produce. Nothing is dropped: a full buffer is written out
+//! by whoever fills it. Lines reach stderr at most `FLUSH_EVERY` after they
+//! were logged; the guard writes what is left when it is dropped.
+
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// A buffer this full is written out at once, by the thread that filled it.
+const FLUSH_AT_BYTES: usize = 256 * 1024;
+
+struct Shared {
+    pending: Mutex<Vec<u8>>,
+    /// Held while a batch is written, so that batches reach the output in
+    /// the order their lines were logged.
+    output: Mutex<Box<dyn Write + Send>>,
+    stopping: Mutex<bool>,
+    stop: Condvar,
+}
+
+impl Shared {
+    fn append(&self, line: &[u8]) {
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.extend_from_slice(line);
+            pending.len() >= FLUSH_AT_BYTES
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    fn flush(&self) {
+        let mut output = self.output.lock().unwrap_or_else(|e| e.into_inner());
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if !batch.is_empty() {
+            // stderr is all there is to report a failed write of stderr to.
+            let _ = output.write_all(&batch);
+            let _ = output.flush();
+        }
+    }
+}
+
+/// The `MakeWriter` of the log's layer.
+#[derive(Clone)]
+pub struct BufferedLog(Arc<Shared>);
+
+/// Keep it until the end: dropping it stops the flushing thread and writes
+/// what is left.
+pub struct FlushGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BufferedLog {
+    pub fn new(output: impl Write + Send + 'static) -> (BufferedLog, FlushGuard) {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Vec::with_capacity(FLUSH_AT_BYTES)),
+            output: Mutex::new(Box::new(output)),
+            stopping: Mutex::new(false),
+            stop: Condvar::new(),
+        });
+        let flusher = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("leakguard-log".into())
+            .spawn(move || loop {
+                let stopping = flusher.stopping.lock().unwrap_or_else(|e| e.into_inner());
+                let (stopping, _) = flusher
+                    .stop
+                    .wait_timeout_while(stopping, FLUSH_EVERY, |stopping| !*stopping)
+                    .unwrap_or_else(|e| e.into_inner());
+                let done = *stopping;
+                drop(stopping);
+                flusher.flush();
+                if done {
+                    return;
+                }
+            })
+            .ok();
+        let guard = FlushGuard {
+            shared: shared.clone(),
+            thread,
+        };
+        (BufferedLog(shared), guard)
+    }
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        *self
+            .shared
+            .stopping
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.stop.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // Also when the thread could not be started.
+        self.shared.flush();
+    }
+}
+
+/// One event's line: the formatter writes it in pieces, and it is
+/// appended whole when the event is done, so lines from different threads
+/// never interleave.
+pub struct LineWriter<'a> {
+    shared: &'a Shared,
+    line: Vec<u8>,
+}
+
+impl Write for LineWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LineWriter<'_> {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.shared.append(&self.line);
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for BufferedLog {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> LineWriter<'a> {
+        LineWriter {
+            shared: &self.0,
+            line: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An output the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn log(writer: &BufferedLog, line: &str) {
+        writer.make_writer().write_all(line.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn lines_arrive_whole_in_order_within_the_flush_interval() {
+        let sink = Sink::default();
+        let (writer, _guard) = BufferedLog::new(sink.clone());
+        log(&writer, "one\n");
+        log(&writer, "two\n");
+        std::thread::sleep(FLUSH_EVERY * 4);
+        assert_eq!(
+            String::from_utf8(sink.0.lock().unwrap().clone()).unwrap(),
+            "one\ntwo\n"
+        );
+    }
+
+    #[test]
+    fn dropping_the_guard_writes_what_is_left() {
+        let sink = Sink::default();
+        let (writer, guard) = BufferedLog::new(sink.clone());
+        log(&writer, "last words\n");
+        drop(guard);
+        assert_eq!(sink.0.lock().unwrap().as_slice(), b"last words\n");
+    }
+
+    #[test]
+    fn a_full_buffer_is_written_by_the_thread_that_filled_it() {
+        let sink = Sink::default();
+        let (writer, _guard) = BufferedLog::new(sink.clone());
+        let line = format!("{}\n", "x".repeat(1023));
+        let lines = FLUSH_AT_BYTES / line.len();
+        for _ in 0..lines {
+            log(&writer, &line);
+        }
+        // Well before the flushing thread's turn.
+        assert_eq!(sink.0.lock().unwrap().len(), lines * line.len());
+    }
+
+    #[test]
+    fn lines_from_many_threads_never_interleave() {
+        let sink = Sink::default();
+        let (writer, guard) = BufferedLog::new(sink.clone());
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let writer = writer.clone();
+                s.spawn(move || {
+                    for i in 0..2_000 {
+                        let mut w = writer.make_writer();
+                        // In pieces, as the formatter writes.
+                        write!(w, "thread {t} ").unwrap();
+                        writeln!(w, "line {i}").unwrap();
+                    }
+                });
+            }
+        });
+        drop(guard);
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 8_000);
+        assert!(text
+            .lines()
+            .all(|l| l.starts_with("thread ") && l.contains(" line ")));
+        for t in 0..4 {
+            let mine: Vec<usize> = text
+                .lines()
+                .filter(|l| l.starts_with(&format!("thread {t} ")))
+                .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            assert_eq!(mine, (0..2_000).collect::<Vec<_>>());
+        }
+    }
+}
