@@ -83,16 +83,14 @@ pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> tracing::Span {
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(|id| id.to_string())
-            .unwrap_or_default();
-        tracing::info_span!(
-            "HTTP request",
-            method = method_label(request.method()),
-            request_id = %request_id,
-        )
+        let request_id = request.extensions().get::<RequestId>().copied();
+        let method = method_label(request.method());
+        match request_id {
+            Some(request_id) => {
+                tracing::info_span!("HTTP request", method, request_id = %request_id)
+            }
+            None => tracing::info_span!("HTTP request", method, request_id = ""),
+        }
     }
 
     fn on_request_end<B: MessageBody>(

@@ -4,10 +4,12 @@
 //! settings are checked against the kind's options (`settings`). The
 //! entries are `fixtures/catalog/*.json`, built into the binary.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use actix_web::web;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::ToSchema;
@@ -133,6 +135,33 @@ pub static DESTINATIONS: LazyLock<Vec<CatalogEntry>> =
     LazyLock::new(|| parse(include_str!("../../fixtures/catalog/destinations.json")));
 pub static WAREHOUSES: LazyLock<Vec<CatalogEntry>> =
     LazyLock::new(|| parse(include_str!("../../fixtures/catalog/warehouses.json")));
+
+/// Every entry as JSON, rendered once: a source or destination carries its
+/// entry (`metadata`) in every answer, and rendering it again each time was
+/// a large part of a `GET /sources/{id}`. By the entry's address, which
+/// never changes: entries live in the statics above.
+static RENDERED: LazyLock<HashMap<usize, Box<RawValue>>> = LazyLock::new(|| {
+    [&*SOURCES, &*DESTINATIONS, &*WAREHOUSES]
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let json = serde_json::value::to_raw_value(entry).expect("an entry renders");
+            (entry as *const CatalogEntry as usize, json)
+        })
+        .collect()
+});
+
+/// `#[serde(serialize_with)]` for a view's `metadata`: the entry as
+/// rendered once, the same JSON as serializing it.
+pub fn serialize_rendered<S: serde::Serializer>(
+    entry: &Option<&'static CatalogEntry>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match entry.and_then(|e| RENDERED.get(&(e as *const CatalogEntry as usize))) {
+        Some(json) => json.serialize(serializer),
+        None => entry.serialize(serializer),
+    }
+}
 
 fn parse(text: &str) -> Vec<CatalogEntry> {
     // The unit tests parse both files, so this cannot fail in a build that
@@ -363,6 +392,24 @@ mod tests {
     use std::collections::{HashMap, HashSet};
 
     use super::{CatalogEntry, OptionType, DESTINATIONS, SOURCES, WAREHOUSES};
+
+    #[test]
+    fn rendered_entries_are_the_entries_serialized() {
+        #[derive(serde::Serialize)]
+        struct View {
+            #[serde(serialize_with = "super::serialize_rendered")]
+            metadata: Option<&'static CatalogEntry>,
+        }
+        for entry in SOURCES.iter().chain(&*DESTINATIONS).chain(&*WAREHOUSES) {
+            let rendered = serde_json::to_value(View {
+                metadata: Some(entry),
+            })
+            .unwrap();
+            assert_eq!(rendered["metadata"], serde_json::to_value(entry).unwrap());
+        }
+        let none = serde_json::to_string(&View { metadata: None }).unwrap();
+        assert_eq!(none, r#"{"metadata":null}"#);
+    }
 
     fn check(entries: &[CatalogEntry]) {
         let mut ids = HashSet::new();

@@ -72,6 +72,7 @@ pub struct DestinationView {
     pub settings: Shown,
     /// The catalog entry (`GET /catalog/destinations`) this destination is an instance of.
     #[schema(value_type = Option<CatalogEntry>, required)]
+    #[serde(serialize_with = "catalog::serialize_rendered")]
     pub metadata: Option<&'static CatalogEntry>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -146,6 +146,7 @@ pub struct SourceView {
     pub labels: Vec<Label>,
     /// The catalog entry (`GET /catalog/sources`) this source is an instance of.
     #[schema(value_type = Option<CatalogEntry>, required)]
+    #[serde(serialize_with = "catalog::serialize_rendered")]
     pub metadata: Option<&'static CatalogEntry>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

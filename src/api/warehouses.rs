@@ -130,6 +130,7 @@ pub struct WarehouseView {
     pub settings: Shown,
     /// The catalog entry (`GET /catalog/warehouses`) this warehouse is an instance of.
     #[schema(value_type = Option<CatalogEntry>, required)]
+    #[serde(serialize_with = "catalog::serialize_rendered")]
     pub metadata: Option<&'static CatalogEntry>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

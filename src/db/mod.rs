@@ -16,6 +16,7 @@ mod error;
 mod migrations;
 mod pg_readers;
 mod row;
+mod sqlite_cache;
 mod sqlite_direct;
 
 pub mod alerts;
@@ -72,7 +73,7 @@ enum Pools {
         writer: SqlitePool,
         /// Reads, and writes that must not wait; None for an in-memory
         /// database, which exists only in the writer.
-        direct: Option<SqliteDirect>,
+        direct: Option<Box<SqliteDirect>>,
         file: Option<PathBuf>,
     },
     Postgres {
@@ -141,7 +142,7 @@ impl Db {
             .map_err(|e| explain_sqlite_open_error(e, file.as_deref()))?;
         // Opened after the writer, which switched the file to WAL.
         let direct = match &file {
-            Some(path) => Some(SqliteDirect::open(path)?),
+            Some(path) => Some(Box::new(SqliteDirect::open(path)?)),
             None => None,
         };
         Ok(Db(Arc::new(Pools::Sqlite {

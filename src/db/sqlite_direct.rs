@@ -21,18 +21,21 @@
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{Error, Result};
 use super::row::{Arg, FromRow, Row};
+use super::sqlite_cache::{ChangeCounter, OwnedRow, PointCache};
 
 /// Idle connections kept for reuse; more may be open at once under load.
 const MAX_IDLE: usize = 8;
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
+/// SQLite's own default for its automatic checkpoints.
+const CHECKPOINT_FRAMES: u32 = 1000;
 
 #[derive(Debug)]
 pub struct SqliteDirect {
@@ -40,6 +43,11 @@ pub struct SqliteDirect {
     idle: Mutex<Vec<Connection>>,
     /// For `try_execute`; opened on first use.
     quick_writer: Mutex<Option<Connection>>,
+    /// None where the WAL-index cannot be mapped: then nothing is cached.
+    changes: Option<ChangeCounter>,
+    point_reads: PointCache,
+    /// Set while a checkpoint thread runs.
+    checkpointing: Arc<AtomicBool>,
     closed: AtomicBool,
 }
 
@@ -47,14 +55,24 @@ impl SqliteDirect {
     /// Opens one read connection now, so that a file that cannot be read
     /// is reported at start-up.
     pub fn open(path: &Path) -> Result<SqliteDirect> {
-        let direct = SqliteDirect {
+        let mut direct = SqliteDirect {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
             quick_writer: Mutex::new(None),
+            changes: None,
+            point_reads: PointCache::default(),
+            checkpointing: Arc::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
         };
         let first = direct.connect_reader()?;
         direct.idle.lock().expect("readers lock").push(first);
+        direct.changes = match ChangeCounter::open(direct.connect_reader()?) {
+            Ok(changes) => Some(changes),
+            Err(e) => {
+                tracing::warn!(error = %e, "SQLite point reads will not be cached");
+                None
+            }
+        };
         Ok(direct)
     }
 
@@ -83,8 +101,45 @@ impl SqliteDirect {
         let conn = self.connect()?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(Duration::ZERO)?;
         Ok(conn)
+    }
+
+    /// Checkpoints the log on a thread of its own if it has grown past
+    /// `CHECKPOINT_FRAMES` and no checkpoint runs already. PASSIVE first,
+    /// which copies frames while writers go on; then RESTART, which holds
+    /// writers off while it copies what came meanwhile and waits for the
+    /// readers of older frames, so that the next write starts the log
+    /// over. The quick writer never waits, so it never restarts the log
+    /// itself, and without RESTART the log would only grow.
+    fn checkpoint_if_due(&self) {
+        let due = self
+            .changes
+            .as_ref()
+            .and_then(ChangeCounter::frames_to_checkpoint)
+            .is_some_and(|frames| frames >= CHECKPOINT_FRAMES);
+        if !due || self.checkpointing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let running = self.checkpointing.clone();
+        let path = self.path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                let done = Connection::open(&path).and_then(|conn| {
+                    conn.busy_timeout(Duration::from_secs(5))?;
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+                    conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                });
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "checkpointing the SQLite log failed");
+                }
+                running.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.checkpointing.store(false, Ordering::Release);
+        }
     }
 
     /// Runs one write statement, committed on return, if SQLite's write
@@ -113,6 +168,10 @@ impl SqliteDirect {
             *slot = Some(conn);
         } else {
             tracing::error!("the quick SQLite writer was left inside a transaction; dropped");
+        }
+        drop(slot);
+        if result.is_ok() {
+            self.checkpoint_if_due();
         }
         match result {
             Err(Error::Sqlite(e))
@@ -163,16 +222,32 @@ impl SqliteDirect {
         })
     }
 
+    /// A point read, answered from `point_reads` when nothing was
+    /// committed since it was last read (`sqlite_cache`).
     pub fn fetch_optional<T: FromRow>(&self, sql: &str, args: &[Arg<'_>]) -> Result<Option<T>> {
-        self.with(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            bind(&mut statement, args)?;
-            let mut rows = statement.raw_query();
-            match rows.next()? {
-                Some(row) => Ok(Some(T::from_row(&NamedRow::new(row))?)),
-                None => Ok(None),
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        // Before the read: see `sqlite_cache` for why.
+        let version = self.changes.as_ref().and_then(ChangeCounter::version);
+        if let Some(version) = &version {
+            if let Some(kept) = self.point_reads.get(version, sql, args) {
+                return kept.as_deref().map(T::from_row).transpose();
             }
-        })
+        }
+        let row = self
+            .with(|conn| {
+                let mut statement = conn.prepare_cached(sql)?;
+                bind(&mut statement, args)?;
+                let mut rows = statement.raw_query();
+                rows.next()?.map(OwnedRow::read).transpose()
+            })?
+            .map(Arc::new);
+        let found = row.as_deref().map(T::from_row).transpose()?;
+        if let Some(version) = version {
+            self.point_reads.put(version, sql, args, row);
+        }
+        Ok(found)
     }
 
     /// Closes every idle connection and refuses new statements: after

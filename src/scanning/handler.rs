@@ -297,16 +297,28 @@ async fn process(
         .take(100)
         .map(|(t, _)| t.id.as_str())
         .collect();
-    tracing::info!(
-        alert_id = %leak.id,
-        reported = total,
-        matched = matches.len(),
-        token_ids = %token_ids.join(","),
-        revoked = outcome.revoked,
-        created_revoked = outcome.created_revoked,
-        emails = outcome.emails_queued,
-        "alert processed"
-    );
+    // An alert that matched nothing changed nothing but its record (in the
+    // alerts table) and has its access-log line: at info level it would
+    // double the log of a flood of false positives.
+    macro_rules! processed {
+        ($level:ident) => {
+            tracing::$level!(
+                alert_id = %leak.id,
+                reported = total,
+                matched = matches.len(),
+                token_ids = %token_ids.join(","),
+                revoked = outcome.revoked,
+                created_revoked = outcome.created_revoked,
+                emails = outcome.emails_queued,
+                "alert processed"
+            )
+        };
+    }
+    if matches.is_empty() {
+        processed!(debug);
+    } else {
+        processed!(info);
+    }
 
     let feedback: Vec<Feedback> = reported
         .into_iter()

@@ -12,6 +12,7 @@
 //! turn of the scheduler. When the write lock is taken, and always on
 //! PostgreSQL, records go to a task that gathers them for `GATHER`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::{mpsc, oneshot, watch};
@@ -36,6 +37,8 @@ pub struct AlertRecorder {
     queue: mpsc::UnboundedSender<Pending>,
     /// Records left for the next batch written on a worker thread.
     waiting: Mutex<Vec<Pending>>,
+    /// Set while a worker thread writes batches.
+    writing: AtomicBool,
     /// For an alert the batch could not take.
     db: Db,
 }
@@ -57,6 +60,7 @@ impl AlertRecorder {
         let recorder = AlertRecorder {
             queue,
             waiting: Mutex::new(Vec::new()),
+            writing: AtomicBool::new(false),
             db,
         };
         (recorder, task)
@@ -97,22 +101,30 @@ impl AlertRecorder {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Writes every waiting record, a statement at a time, on this thread.
+    /// Writes every waiting record, a statement at a time, on this thread;
+    /// or leaves them to the thread that is writing already, which looks
+    /// again once it is done, so no record is left waiting.
     fn write_waiting(&self) {
         let limit = rows_per_statement(ALERT_COLUMNS);
-        loop {
-            let batch: Vec<Pending> = {
-                let mut waiting = self.lock_waiting();
-                let n = waiting.len().min(limit);
-                waiting.drain(..n).collect()
-            };
-            if batch.is_empty() {
-                return;
+        while !self.writing.swap(true, Ordering::SeqCst) {
+            loop {
+                let batch: Vec<Pending> = {
+                    let mut waiting = self.lock_waiting();
+                    let n = waiting.len().min(limit);
+                    waiting.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let rows: Vec<&AlertRecord> = batch.iter().map(|p| &p.alert).collect();
+                let written = matches!(alerts::try_record_now(&self.db, &rows), Some(Ok(())));
+                for pending in batch {
+                    let _ = pending.written.send(written);
+                }
             }
-            let rows: Vec<&AlertRecord> = batch.iter().map(|p| &p.alert).collect();
-            let written = matches!(alerts::try_record_now(&self.db, &rows), Some(Ok(())));
-            for pending in batch {
-                let _ = pending.written.send(written);
+            self.writing.store(false, Ordering::SeqCst);
+            if self.lock_waiting().is_empty() {
+                return;
             }
         }
     }

@@ -140,7 +140,18 @@ impl Visit for Members {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.name(field);
-        push_json_string(&mut self.text, &format!("{value:?}"));
+        // Written straight into the line, and escaped only if it must be
+        // (messages and ids rarely need it).
+        self.text.push('"');
+        let start = self.text.len();
+        let _ = write!(self.text, "{value:?}");
+        if needs_escaping(&self.text[start..]) {
+            let raw = self.text.split_off(start);
+            self.text.pop();
+            push_json_string(&mut self.text, &raw);
+        } else {
+            self.text.push('"');
+        }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
@@ -149,10 +160,21 @@ impl Visit for Members {
     }
 }
 
+/// What JSON requires escaped (as serde_json escapes it): quotes,
+/// backslashes and control characters.
+fn needs_escaping(value: &str) -> bool {
+    value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+}
+
 fn push_json_string(out: &mut String, value: &str) {
-    // serde_json's escaping, into the line's own buffer.
-    let escaped = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
-    out.push_str(&escaped);
+    if needs_escaping(value) {
+        let escaped = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
+        out.push_str(&escaped);
+    } else {
+        out.push('"');
+        out.push_str(value);
+        out.push('"');
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +215,7 @@ mod tests {
                 status = 200u64,
                 elapsed_ms = 1.5,
                 quote = "a\"b\n",
+                shown = ?"tab\there",
                 "request completed"
             );
         });
@@ -219,6 +242,8 @@ mod tests {
         assert_eq!(lines[0]["status"], 200);
         assert_eq!(lines[0]["elapsed_ms"], 1.5);
         assert_eq!(lines[0]["quote"], "a\"b\n");
+        // Debug of a str quotes and escapes it; the line escapes that again.
+        assert_eq!(lines[0]["shown"], "\"tab\\there\"");
         assert_eq!(lines[0]["span"]["name"], "HTTP request");
         assert_eq!(lines[0]["span"]["request_id"], "r-1");
         assert_eq!(lines[0]["span"]["method"], "GET");
