@@ -1,10 +1,13 @@
 //! Stored tokens found by the SHA-256 of their plaintext: for every
 //! authenticated request and every alert. A lookup reads the database after
 //! it was asked for, so a revocation committed before a request arrived is
-//! seen by that request, on every replica. There is no cache.
+//! seen by that request, on every replica.
 //!
-//! On SQLite a lookup is a point read on the calling thread (a few
-//! microseconds). On PostgreSQL each query is a network round trip, so
+//! On SQLite a lookup is a point read on the calling thread, answered from
+//! memory while no transaction has committed since it was last read
+//! (`db::sqlite_cache`: the check is the one SQLite makes at the start of
+//! every read, so there is no window in which a revoked token still
+//! works). On PostgreSQL each query is a network round trip, so
 //! lookups that arrive together share one query.
 
 use std::collections::HashMap;

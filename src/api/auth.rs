@@ -1,7 +1,7 @@
 //! `Authorization: Bearer sgp_…` (or an OAuth access token, `sgo_…`) →
 //! the token, its workspace and its role.
-//! No cache: a revocation is visible to the very next request on every
-//! replica. The lookup is by SHA-256 of the presented token, so response
+//! A revocation is visible to the very next request on every replica
+//! (`token_lookup`). The lookup is by SHA-256 of the presented token, so response
 //! time does not depend on how much of a stored token a guess matches.
 //!
 //! A client address that keeps failing to authenticate is refused (429)
