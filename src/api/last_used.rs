@@ -14,10 +14,15 @@ pub struct LastUsed {
 
 impl LastUsed {
     pub fn touch(&self, token_id: &str) {
-        self.pending
-            .lock()
-            .expect("last-used lock")
-            .insert(token_id.to_string(), now_micros());
+        let now = now_micros();
+        let mut pending = self.pending.lock().expect("last-used lock");
+        // A token in use is pending already: no key to allocate.
+        match pending.get_mut(token_id) {
+            Some(last) => *last = now,
+            None => {
+                pending.insert(token_id.to_string(), now);
+            }
+        }
     }
 
     /// The not-yet-flushed use of a token, to show fresh values in lists.

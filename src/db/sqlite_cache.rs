@@ -151,9 +151,15 @@ impl OwnedRow {
     }
 
     fn value(&self, column: &str) -> Result<&rusqlite::types::Value> {
+        // Exact names first: models ask for columns as the query names them.
         self.columns
             .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(column))
+            .find(|(name, _)| name == column)
+            .or_else(|| {
+                self.columns
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(column))
+            })
             .map(|(_, value)| value)
             .ok_or_else(|| rusqlite::Error::InvalidColumnName(column.to_string()).into())
     }

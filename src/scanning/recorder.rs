@@ -74,6 +74,8 @@ impl AlertRecorder {
                 alert: alert.clone(),
                 written,
             });
+            // Dropped here (the client went away), the record stays
+            // waiting for the next alert's write; its alert got no answer.
             tokio::task::yield_now().await;
             self.write_waiting();
             // Written by this call or by another's; false: the write lock
