@@ -24,10 +24,12 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{ffi, Connection};
 
 use super::error::{Error, Result};
-use super::row::{Arg, Row};
+use super::row::Arg;
+use super::sqlite_direct::SqliteColumns;
 
 /// Distinct reads kept; beyond this the cache starts over, so a client
 /// that sends endless new tokens costs memory only up to here.
@@ -163,26 +165,12 @@ impl OwnedRow {
             .map(|(_, value)| value)
             .ok_or_else(|| rusqlite::Error::InvalidColumnName(column.to_string()).into())
     }
-
-    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T> {
-        use rusqlite::types::ValueRef;
-        let value = ValueRef::from(self.value(column)?);
-        T::column_result(value).map_err(|e| Error::decode(column, e))
-    }
 }
 
-impl Row for OwnedRow {
-    fn text(&self, column: &str) -> Result<String> {
-        self.get(column)
-    }
-    fn opt_text(&self, column: &str) -> Result<Option<String>> {
-        self.get(column)
-    }
-    fn int(&self, column: &str) -> Result<i64> {
-        self.get(column)
-    }
-    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
-        self.get(column)
+impl SqliteColumns for OwnedRow {
+    fn get<T: FromSql>(&self, column: &str) -> Result<T> {
+        let value = ValueRef::from(self.value(column)?);
+        T::column_result(value).map_err(|e| Error::decode(column, e))
     }
 }
 
@@ -299,6 +287,7 @@ impl PointCache {
 
 #[cfg(test)]
 mod tests {
+    use super::super::row::Row;
     use super::*;
 
     fn wal_database(dir: &std::path::Path) -> Connection {

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::types::FromSql;
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{Error, Result};
@@ -164,7 +165,7 @@ impl SqliteDirect {
             bind(&mut statement, args)?;
             Ok(statement.raw_execute()?)
         })();
-        if conn.is_autocommit() && !conn.is_busy() {
+        if left_idle(&conn) {
             *slot = Some(conn);
         } else {
             tracing::error!("the quick SQLite writer was left inside a transaction; dropped");
@@ -198,7 +199,7 @@ impl SqliteDirect {
             None => self.connect_reader()?,
         };
         let result = read(&conn);
-        if conn.is_autocommit() && !conn.is_busy() {
+        if left_idle(&conn) {
             let mut idle = self.idle.lock().expect("readers lock");
             if idle.len() < MAX_IDLE && !self.closed.load(Ordering::Acquire) {
                 idle.push(conn);
@@ -259,6 +260,12 @@ impl SqliteDirect {
     }
 }
 
+/// Whether a connection may be used again: outside any transaction, no
+/// statement still stepping (see the module comment).
+fn left_idle(conn: &Connection) -> bool {
+    conn.is_autocommit() && !conn.is_busy()
+}
+
 /// A row read by column name. rusqlite finds a name by comparing it with
 /// every column's in turn, which makes reading a wide row quadratic; models
 /// read columns in about the order the query selects them, so the search
@@ -289,13 +296,21 @@ impl<'r, 's> NamedRow<'r, 's> {
         }
         Err(rusqlite::Error::InvalidColumnName(column.to_string()).into())
     }
+}
 
-    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T> {
+impl SqliteColumns for NamedRow<'_, '_> {
+    fn get<T: FromSql>(&self, column: &str) -> Result<T> {
         Ok(self.row.get(self.index(column)?)?)
     }
 }
 
-impl Row for NamedRow<'_, '_> {
+/// A SQLite row whose columns are read by name: one being stepped
+/// (`NamedRow`) or one kept (`sqlite_cache::OwnedRow`).
+pub(super) trait SqliteColumns {
+    fn get<T: FromSql>(&self, column: &str) -> Result<T>;
+}
+
+impl<R: SqliteColumns> Row for R {
     fn text(&self, column: &str) -> Result<String> {
         self.get(column)
     }
