@@ -179,24 +179,10 @@ fn push_json_string(out: &mut String, value: &str) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
+    use test_support::output::Captured;
     use tracing_subscriber::prelude::*;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn lines_are_json_objects_with_the_span() {
@@ -231,7 +217,7 @@ mod tests {
             ),
             || tracing::warn!(ok = true, "outside any span"),
         );
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(captured.bytes()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -171,21 +171,9 @@ impl<'a> MakeWriter<'a> for BufferedLog {
 
 #[cfg(test)]
 mod tests {
+    use test_support::output::Captured;
+
     use super::*;
-
-    /// An output the test can read back.
-    #[derive(Clone, Default)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn log(writer: &BufferedLog, line: &str) {
         writer.make_writer().write_all(line.as_bytes()).unwrap();
@@ -193,32 +181,29 @@ mod tests {
 
     #[test]
     fn lines_arrive_whole_and_in_order_without_a_flush() {
-        let sink = Sink::default();
+        let sink = Captured::default();
         let (writer, _guard) = BufferedLog::new(sink.clone());
         log(&writer, "one\n");
         log(&writer, "two\n");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while sink.0.lock().unwrap().len() < 8 && std::time::Instant::now() < deadline {
+        while sink.len() < 8 && std::time::Instant::now() < deadline {
             std::thread::sleep(GATHER);
         }
-        assert_eq!(
-            String::from_utf8(sink.0.lock().unwrap().clone()).unwrap(),
-            "one\ntwo\n"
-        );
+        assert_eq!(String::from_utf8(sink.bytes()).unwrap(), "one\ntwo\n");
     }
 
     #[test]
     fn dropping_the_guard_writes_what_is_left() {
-        let sink = Sink::default();
+        let sink = Captured::default();
         let (writer, guard) = BufferedLog::new(sink.clone());
         log(&writer, "last words\n");
         drop(guard);
-        assert_eq!(sink.0.lock().unwrap().as_slice(), b"last words\n");
+        assert_eq!(sink.bytes(), b"last words\n");
     }
 
     #[test]
     fn a_full_buffer_is_written_by_the_thread_that_filled_it() {
-        let sink = Sink::default();
+        let sink = Captured::default();
         let (writer, _guard) = BufferedLog::new(sink.clone());
         let line = format!("{}\n", "x".repeat(1023));
         let lines = FLUSH_AT_BYTES / line.len();
@@ -226,12 +211,12 @@ mod tests {
             log(&writer, &line);
         }
         // Well before the flushing thread's turn.
-        assert_eq!(sink.0.lock().unwrap().len(), lines * line.len());
+        assert_eq!(sink.len(), lines * line.len());
     }
 
     #[test]
     fn lines_from_many_threads_never_interleave() {
-        let sink = Sink::default();
+        let sink = Captured::default();
         let (writer, guard) = BufferedLog::new(sink.clone());
         std::thread::scope(|s| {
             for t in 0..4 {
@@ -247,7 +232,7 @@ mod tests {
             }
         });
         drop(guard);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(sink.bytes()).unwrap();
         assert_eq!(text.lines().count(), 8_000);
         assert!(text
             .lines()

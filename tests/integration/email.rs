@@ -4,8 +4,7 @@
 //! grouping, and the wake-up after commit.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use leakguard::config::Settings;
@@ -16,6 +15,7 @@ use leakguard::notify::transport::Transport;
 use leakguard::notify::worker::Worker;
 use serde_json::{json, Value};
 use test_support::db::TestDb;
+use test_support::output::Captured;
 use tokio::sync::{watch, Notify};
 
 use crate::smtp_server::{Received, ReceivedExt, SmtpServer, Stage};
@@ -267,26 +267,6 @@ async fn mail_queued_while_smtp_is_down_arrives_exactly_once_when_it_is_back() {
     assert_eq!(app.state.metrics.outbox_sent.get(), 1);
 }
 
-/// A `tracing` writer into memory, to read what the worker logged.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_leakguard"))
         .args(args)
@@ -303,7 +283,8 @@ async fn a_refused_message_is_retried_then_dead_then_requeued_from_the_cli() {
     // ask every dispatcher about each new call site: with only one, a call
     // site first reached on another test's thread (which has none) would be
     // cached as disabled for this one too.
-    let logs = Logs::default();
+    // What the worker logs, read back.
+    let logs = Captured::default();
     let writer = logs.clone();
     let _logging = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
