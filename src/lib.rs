@@ -28,3 +28,10 @@ pub mod time;
 pub mod tls;
 pub mod token;
 pub mod token_lookup;
+
+// A request allocates many small, short-lived values on its worker thread;
+// mimalloc's thread-local free lists serve them for much less CPU than
+// glibc's malloc (docs/BENCHMARKS.md). Declared here, in the library, so the
+// service, the CLI and the benchmark's server all run on it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
