@@ -16,6 +16,8 @@ use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::time::{now_micros, write_rfc3339, Precision};
+
 /// The event format.
 pub struct JsonLines;
 
@@ -63,7 +65,7 @@ where
         let meta = event.metadata();
         let mut line = String::with_capacity(256);
         line.push_str("{\"timestamp\":\"");
-        line.push_str(&chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        write_rfc3339(&mut line, now_micros(), Precision::Micros)?;
         line.push_str("\",\"level\":\"");
         line.push_str(meta.level().as_str());
         line.push('"');
