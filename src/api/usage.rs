@@ -4,9 +4,10 @@
 //! the same periodic flush as `last_used` (and at shutdown). Rows older
 //! than `LEAKGUARD_USAGE_RETENTION_DAYS` are pruned.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+
+use hashbrown::{Equivalent, HashMap};
 
 use crate::client::Client;
 use crate::db::token_usage::{self, UsageRow};
@@ -41,6 +42,49 @@ struct Key {
     method: &'static str,
     route: String,
     status_class: &'static str,
+}
+
+/// A `Key` borrowed from the request, so that counting a use under a key
+/// already pending allocates nothing. Its fields and their order are
+/// `Key`'s, so both hash alike.
+#[derive(Hash)]
+struct KeyRef<'a> {
+    token_id: &'a str,
+    workspace_id: &'a str,
+    hour: i64,
+    client_address: &'a str,
+    user_agent: &'a str,
+    method: &'static str,
+    route: &'a str,
+    status_class: &'static str,
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.token_id == key.token_id
+            && self.workspace_id == key.workspace_id
+            && self.hour == key.hour
+            && self.client_address == key.client_address
+            && self.user_agent == key.user_agent
+            && self.method == key.method
+            && self.route == key.route
+            && self.status_class == key.status_class
+    }
+}
+
+impl KeyRef<'_> {
+    fn to_key(&self) -> Key {
+        Key {
+            token_id: self.token_id.to_string(),
+            workspace_id: self.workspace_id.to_string(),
+            hour: self.hour,
+            client_address: self.client_address.to_string(),
+            user_agent: self.user_agent.to_string(),
+            method: self.method,
+            route: self.route.to_string(),
+            status_class: self.status_class,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,14 +124,14 @@ impl Usage {
     /// route pattern (never a raw path), so keys stay few.
     pub fn record(&self, token: &TokenUse, method: &'static str, route: &str, status: u16) {
         let now = now_micros();
-        let key = Key {
-            token_id: token.token_id.to_string(),
-            workspace_id: token.workspace_id.to_string(),
+        let key = KeyRef {
+            token_id: token.token_id.as_str(),
+            workspace_id: token.workspace_id.as_str(),
             hour: now - now.rem_euclid(HOUR_MICROS),
-            client_address: token.client.address.clone().unwrap_or_default(),
-            user_agent: token.client.user_agent.clone().unwrap_or_default(),
+            client_address: token.client.address.as_deref().unwrap_or_default(),
+            user_agent: token.client.user_agent.as_deref().unwrap_or_default(),
             method,
-            route: route.to_string(),
+            route,
             status_class: status_class(status),
         };
         let tally = Tally {
@@ -103,7 +147,7 @@ impl Usage {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
             None => {
-                pending.insert(key, tally);
+                pending.insert(key.to_key(), tally);
             }
         }
     }
