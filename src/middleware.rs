@@ -20,7 +20,8 @@ pub async fn echo_request_id(
     let id = req.extensions().get::<RequestId>().copied();
     let mut res = next.call(req).await?;
     if let Some(id) = id {
-        if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+        let mut text = uuid::Uuid::encode_buffer();
+        if let Ok(value) = HeaderValue::from_str(id.as_hyphenated().encode_lower(&mut text)) {
             res.headers_mut()
                 .insert(HeaderName::from_static("x-request-id"), value);
         }
@@ -46,10 +47,9 @@ pub async fn record_request(
             Some(RoutePattern(pattern)) => pattern,
             None => "unmatched",
         };
-        let status = res.status().as_u16();
+        let status = res.status();
         let elapsed = started.elapsed();
-        let status_label = status.to_string();
-        let labels = [route, method, status_label.as_str()];
+        let labels = [route, method, status.as_str()];
         state.metrics.http_requests.with_label_values(&labels).inc();
         state
             .metrics
@@ -60,9 +60,19 @@ pub async fn record_request(
         // request id. Probes and scrapes only at debug level.
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         if matches!(route, "/healthz" | "/readyz" | "/metrics") {
-            tracing::debug!(route, status, elapsed_ms, "request completed");
+            tracing::debug!(
+                route,
+                status = status.as_u16(),
+                elapsed_ms,
+                "request completed"
+            );
         } else {
-            tracing::info!(route, status, elapsed_ms, "request completed");
+            tracing::info!(
+                route,
+                status = status.as_u16(),
+                elapsed_ms,
+                "request completed"
+            );
         }
     }
     Ok(res)
