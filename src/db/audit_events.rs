@@ -323,7 +323,7 @@ pub async fn head(db: &Db, workspace_id: &WorkspaceId) -> Result<Option<Head>> {
     .await
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Seq(i64);
 
 impl FromRow for Seq {

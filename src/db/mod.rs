@@ -528,6 +528,7 @@ impl Conn<'_> {
     }
 }
 
+#[derive(Clone)]
 struct AppliedMigration {
     version: i64,
     checksum: String,

@@ -219,7 +219,7 @@ pub async fn release(db: &Db, worker: &str) -> Result<u64> {
     .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OutboxEntry {
     pub id: String,
     pub message_id: String,
@@ -281,6 +281,7 @@ pub async fn retry(db: &Db, id: &str) -> Result<bool> {
     Ok(updated == 1)
 }
 
+#[derive(Clone)]
 pub struct Stats {
     pub due: i64,
     pub dead: i64,

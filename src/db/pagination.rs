@@ -37,7 +37,7 @@ pub struct Page<T> {
     pub total: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Key {
     created_at: i64,
     id: String,

@@ -132,7 +132,9 @@ pub trait Row {
 }
 
 /// A type built from one result row.
-pub trait FromRow: Sized {
+/// `Clone + Send + Sync + 'static` so that a decoded value can be kept
+/// beside its row (`sqlite_cache::KeptRead`).
+pub trait FromRow: Sized + Clone + Send + Sync + 'static {
     fn from_row(row: &impl Row) -> Result<Self>;
 }
 

@@ -10,7 +10,9 @@
 //! says H. `ChangeCounter` reads the header the way SQLite's own readers
 //! do, without the lock (<https://www.sqlite.org/walformat.html>, "The
 //! WAL-Index Header"); `PointCache` keeps rows under the header they were
-//! read at, and drops them all when it changes.
+//! read at, and drops them all when it changes. Each kept row also keeps
+//! the value it was first decoded into, so that a hit costs a clone rather
+//! than parsing every column again.
 //!
 //! The header is read before the row: a commit in between makes the row
 //! newer than its header, never older, so the row is dropped early rather
@@ -20,15 +22,17 @@
 //! unless it sets `locking_mode=EXCLUSIVE`, which would also lock
 //! leakguard out of the file.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::{Arc, Mutex};
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rusqlite::types::{FromSql, ValueRef};
 use rusqlite::{ffi, Connection};
 
 use super::error::{Error, Result};
-use super::row::Arg;
+use super::row::{Arg, FromRow};
 use super::sqlite_direct::SqliteColumns;
 
 /// Distinct reads kept; beyond this the cache starts over, so a client
@@ -201,20 +205,53 @@ fn same_args(kept: &[OwnedArg], asked: &[Arg<'_>]) -> bool {
         })
 }
 
-#[derive(Debug)]
+/// The result of one point read: its row, if there was one, and the value
+/// that row was first decoded into.
+#[derive(Default)]
+pub struct KeptRead {
+    row: Option<OwnedRow>,
+    decoded: OnceLock<Box<dyn Any + Send + Sync>>,
+}
+
+impl KeptRead {
+    pub fn new(row: Option<OwnedRow>) -> KeptRead {
+        KeptRead {
+            row,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// The row as a `T`: decoded the first time, cloned after. A read kept
+    /// as another type (the same SQL decoded elsewhere into something
+    /// else) is decoded afresh.
+    pub fn decode<T: FromRow>(&self) -> Result<Option<T>> {
+        let Some(row) = &self.row else {
+            return Ok(None);
+        };
+        if let Some(value) = self.decoded.get().and_then(|d| d.downcast_ref::<T>()) {
+            return Ok(Some(value.clone()));
+        }
+        let value = T::from_row(row)?;
+        // Another thread may have decoded it meanwhile: either copy will do.
+        let _ = self.decoded.set(Box::new(value.clone()));
+        Ok(Some(value))
+    }
+}
+
 struct Entry {
     sql: String,
     args: Vec<OwnedArg>,
-    row: Option<Arc<OwnedRow>>,
+    read: Arc<KeptRead>,
 }
 
 /// Results of `fetch_optional`, all read under one header version.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct PointCache {
     kept: Mutex<Kept>,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Kept {
     version: Option<Version>,
     /// By a hash of the SQL text and arguments; a bucket holds every entry
@@ -223,18 +260,12 @@ struct Kept {
     len: usize,
 }
 
-fn key(sql: &str, args: &[Arg<'_>]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    sql.hash(&mut hasher);
-    for arg in args {
-        match *arg {
-            Arg::Text(s) => s.hash(&mut hasher),
-            Arg::Int(i) => i.hash(&mut hasher),
-            Arg::NullText | Arg::NullInt => 0u8.hash(&mut hasher),
-        }
+impl std::fmt::Debug for PointCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PointCache")
+            .field("entries", &self.lock().len)
+            .finish()
     }
-    hasher.finish()
 }
 
 impl PointCache {
@@ -242,34 +273,44 @@ impl PointCache {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The result kept for this read under `version`: `Some(None)` is a
-    /// kept "no row".
-    pub fn get(
-        &self,
-        version: &Version,
-        sql: &str,
-        args: &[Arg<'_>],
-    ) -> Option<Option<Arc<OwnedRow>>> {
+    fn key(&self, sql: &str, args: &[Arg<'_>]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = self.hasher.build_hasher();
+        sql.hash(&mut hasher);
+        for arg in args {
+            match *arg {
+                Arg::Text(s) => s.hash(&mut hasher),
+                Arg::Int(i) => i.hash(&mut hasher),
+                Arg::NullText | Arg::NullInt => 0u8.hash(&mut hasher),
+            }
+        }
+        hasher.finish()
+    }
+
+    /// The result kept for this read under `version`.
+    pub fn get(&self, version: &Version, sql: &str, args: &[Arg<'_>]) -> Option<Arc<KeptRead>> {
+        let key = self.key(sql, args);
         let kept = self.lock();
         if kept.version.as_ref() != Some(version) {
             return None;
         }
         kept.entries
-            .get(&key(sql, args))?
+            .get(&key)?
             .iter()
             .find(|e| e.sql == sql && same_args(&e.args, args))
-            .map(|e| e.row.clone())
+            .map(|e| e.read.clone())
     }
 
     /// Keeps a result read after `version` was seen.
-    pub fn put(&self, version: Version, sql: &str, args: &[Arg<'_>], row: Option<Arc<OwnedRow>>) {
+    pub fn put(&self, version: Version, sql: &str, args: &[Arg<'_>], read: Arc<KeptRead>) {
+        let key = self.key(sql, args);
         let mut kept = self.lock();
         if kept.version != Some(version) || kept.len >= MAX_ENTRIES {
             kept.entries.clear();
             kept.len = 0;
             kept.version = Some(version);
         }
-        let bucket = kept.entries.entry(key(sql, args)).or_default();
+        let bucket = kept.entries.entry(key).or_default();
         if bucket
             .iter()
             .any(|e| e.sql == sql && same_args(&e.args, args))
@@ -279,7 +320,7 @@ impl PointCache {
         bucket.push(Entry {
             sql: sql.to_string(),
             args: args.iter().map(OwnedArg::from).collect(),
-            row,
+            read,
         });
         kept.len += 1;
     }
@@ -287,7 +328,7 @@ impl PointCache {
 
 #[cfg(test)]
 mod tests {
-    use super::super::row::Row;
+    use super::super::row::{Count, Row};
     use super::*;
 
     fn wal_database(dir: &std::path::Path) -> Connection {
@@ -341,19 +382,44 @@ mod tests {
         let (v1, mut v2) = ([1; HEADER_WORDS], [1; HEADER_WORDS]);
         v2[2] = 2;
         let sql = "SELECT n FROM t WHERE id = $1";
-        let row = Arc::new(OwnedRow {
+        let row = OwnedRow {
             columns: vec![("n".into(), rusqlite::types::Value::Integer(7))],
-        });
-        cache.put(v1, sql, &[Arg::Text("a")], Some(row));
-        cache.put(v1, sql, &[Arg::Text("b")], None);
-        let kept = cache.get(&v1, sql, &[Arg::Text("a")]).unwrap().unwrap();
-        assert_eq!(kept.int("n").unwrap(), 7);
-        assert!(cache.get(&v1, sql, &[Arg::Text("b")]).unwrap().is_none());
+        };
+        cache.put(
+            v1,
+            sql,
+            &[Arg::Text("a")],
+            Arc::new(KeptRead::new(Some(row))),
+        );
+        cache.put(v1, sql, &[Arg::Text("b")], Arc::new(KeptRead::new(None)));
+        let kept = cache.get(&v1, sql, &[Arg::Text("a")]).unwrap();
+        assert_eq!(kept.decode::<Count>().unwrap().map(|c| c.0), Some(7));
+        let kept_none = cache.get(&v1, sql, &[Arg::Text("b")]).unwrap();
+        assert!(kept_none.decode::<Count>().unwrap().is_none());
         assert!(cache.get(&v1, sql, &[Arg::Text("c")]).is_none());
         assert!(cache.get(&v1, sql, &[Arg::Int(1)]).is_none());
         assert!(cache.get(&v2, sql, &[Arg::Text("a")]).is_none());
         // A read kept under a newer version drops every older one.
-        cache.put(v2, sql, &[Arg::Text("c")], None);
+        cache.put(v2, sql, &[Arg::Text("c")], Arc::new(KeptRead::new(None)));
         assert!(cache.get(&v1, sql, &[Arg::Text("a")]).is_none());
+    }
+
+    #[test]
+    fn a_kept_row_is_decoded_once_per_type() {
+        #[derive(Clone)]
+        struct Doubled(i64);
+        impl FromRow for Doubled {
+            fn from_row(row: &impl Row) -> Result<Self> {
+                Ok(Doubled(row.int("n")? * 2))
+            }
+        }
+        let kept = KeptRead::new(Some(OwnedRow {
+            columns: vec![("n".into(), rusqlite::types::Value::Integer(7))],
+        }));
+        assert_eq!(kept.decode::<Count>().unwrap().unwrap().0, 7);
+        assert!(kept.decoded.get().unwrap().is::<Count>());
+        // The same row read as another type is decoded as that type.
+        assert_eq!(kept.decode::<Doubled>().unwrap().unwrap().0, 14);
+        assert_eq!(kept.decode::<Count>().unwrap().unwrap().0, 7);
     }
 }

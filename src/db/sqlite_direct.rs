@@ -29,7 +29,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::error::{Error, Result};
 use super::row::{Arg, FromRow, Row};
-use super::sqlite_cache::{ChangeCounter, OwnedRow, PointCache};
+use super::sqlite_cache::{ChangeCounter, KeptRead, OwnedRow, PointCache};
 
 /// Idle connections kept for reuse; more may be open at once under load.
 const MAX_IDLE: usize = 8;
@@ -233,20 +233,19 @@ impl SqliteDirect {
         let version = self.changes.as_ref().and_then(ChangeCounter::version);
         if let Some(version) = &version {
             if let Some(kept) = self.point_reads.get(version, sql, args) {
-                return kept.as_deref().map(T::from_row).transpose();
+                return kept.decode();
             }
         }
-        let row = self
-            .with(|conn| {
-                let mut statement = conn.prepare_cached(sql)?;
-                bind(&mut statement, args)?;
-                let mut rows = statement.raw_query();
-                rows.next()?.map(OwnedRow::read).transpose()
-            })?
-            .map(Arc::new);
-        let found = row.as_deref().map(T::from_row).transpose()?;
+        let row = self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            bind(&mut statement, args)?;
+            let mut rows = statement.raw_query();
+            rows.next()?.map(OwnedRow::read).transpose()
+        })?;
+        let read = Arc::new(KeptRead::new(row));
+        let found = read.decode()?;
         if let Some(version) = version {
-            self.point_reads.put(version, sql, args, row);
+            self.point_reads.put(version, sql, args, read);
         }
         Ok(found)
     }

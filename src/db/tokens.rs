@@ -345,6 +345,7 @@ pub async fn incident_alerts(
     Ok(rows.into_iter().map(|r| (r.0, r.1, r.2)).collect())
 }
 
+#[derive(Clone)]
 struct IncidentRow(String, Timestamp, i64);
 
 impl FromRow for IncidentRow {
