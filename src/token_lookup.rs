@@ -10,7 +10,7 @@
 //! works). On PostgreSQL each query is a network round trip, so
 //! lookups that arrive together share one query.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;

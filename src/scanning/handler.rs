@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use actix_web::{web, FromRequest, HttpRequest};
+use hashbrown::DefaultHashBuilder;
 use serde_json::json;
 
 use super::alert::{self, Feedback, Label};
@@ -223,11 +224,17 @@ async fn process(
 ) -> Result<Vec<Feedback>, ApiError> {
     let total = reported.len();
     // A duplicate within one batch counts once.
-    let mut seen = HashSet::with_capacity(reported.len());
-    let reported: Vec<_> = reported
-        .into_iter()
-        .filter(|r| seen.insert(r.token.clone()))
-        .collect();
+    let mut reported = reported;
+    let first: Vec<bool> = {
+        let mut seen =
+            HashSet::with_capacity_and_hasher(reported.len(), DefaultHashBuilder::default());
+        reported
+            .iter()
+            .map(|r| seen.insert(r.token.as_str()))
+            .collect()
+    };
+    let mut first = first.into_iter();
+    reported.retain(|_| first.next().unwrap_or(true));
 
     // Tokens with a wrong prefix or checksum are not ours: no database work.
     // The hash is also the feedback for a well-formed token that is not ours.
@@ -235,7 +242,9 @@ async fn process(
         .iter()
         .map(|r| PublicToken::parse(&r.token).ok().map(|t| t.hash()))
         .collect();
-    let candidates: HashMap<&TokenHash, usize> = hashes
+    // foldhash rather than SipHash: ten thousand 64-character keys, from a
+    // body whose signature has been verified.
+    let candidates: HashMap<&TokenHash, usize, DefaultHashBuilder> = hashes
         .iter()
         .enumerate()
         .filter_map(|(i, h)| h.as_ref().map(|h| (h, i)))
@@ -257,7 +266,7 @@ async fn process(
             (record, report)
         })
         .collect();
-    let ours: HashSet<usize> = matches
+    let ours: HashSet<usize, DefaultHashBuilder> = matches
         .iter()
         .map(|(t, _)| candidates[&t.token_hash])
         .collect();
