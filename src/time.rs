@@ -32,12 +32,7 @@ pub fn write_rfc3339(
 ) -> std::fmt::Result {
     let (year, month, day) = civil_from_days(micros.div_euclid(MICROS_PER_DAY));
     if !(0..=9999).contains(&year) {
-        let seconds = match precision {
-            Precision::Millis => chrono::SecondsFormat::Millis,
-            Precision::Micros => chrono::SecondsFormat::Micros,
-        };
-        let time = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
-        return out.write_str(&time.to_rfc3339_opts(seconds, true));
+        return out.write_str(&chrono_rfc3339(micros, precision));
     }
     let of_day = micros.rem_euclid(MICROS_PER_DAY);
     let second = of_day / 1_000_000;
@@ -62,6 +57,18 @@ pub fn write_rfc3339(
     let len = 20 + digits;
     text[len] = b'Z';
     out.write_str(std::str::from_utf8(&text[..=len]).map_err(|_| std::fmt::Error)?)
+}
+
+/// chrono's text for what `write_rfc3339` writes itself; a time outside
+/// chrono's range is shown as the epoch.
+fn chrono_rfc3339(micros: i64, precision: Precision) -> String {
+    let seconds = match precision {
+        Precision::Millis => chrono::SecondsFormat::Millis,
+        Precision::Micros => chrono::SecondsFormat::Micros,
+    };
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(seconds, true)
 }
 
 /// (year, month, day) of a day counted from 1970-01-01, in the proleptic
@@ -131,16 +138,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn chrono_text(micros: i64, seconds: chrono::SecondsFormat) -> String {
-        chrono::DateTime::from_timestamp_micros(micros)
-            .unwrap_or_default()
-            .to_rfc3339_opts(seconds, true)
-    }
-
-    fn ours(micros: i64, precision: Precision) -> String {
-        let mut text = String::new();
-        write_rfc3339(&mut text, micros, precision).unwrap();
-        text
+    /// (ours, chrono's) at each precision.
+    fn both_texts(micros: i64) -> [(String, String); 2] {
+        [Precision::Millis, Precision::Micros].map(|precision| {
+            let mut ours = String::new();
+            write_rfc3339(&mut ours, micros, precision).unwrap();
+            (ours, chrono_rfc3339(micros, precision))
+        })
     }
 
     #[test]
@@ -160,14 +164,9 @@ mod tests {
             i64::MAX,
         ];
         for micros in edges {
-            assert_eq!(
-                ours(micros, Precision::Millis),
-                chrono_text(micros, chrono::SecondsFormat::Millis)
-            );
-            assert_eq!(
-                ours(micros, Precision::Micros),
-                chrono_text(micros, chrono::SecondsFormat::Micros)
-            );
+            for (ours, chrono) in both_texts(micros) {
+                assert_eq!(ours, chrono);
+            }
         }
         assert_eq!(format_micros(0), "1970-01-01T00:00:00.000Z");
     }
@@ -175,14 +174,9 @@ mod tests {
     proptest! {
         #[test]
         fn the_same_text_as_chrono(micros in -70_000_000_000_000_000i64..260_000_000_000_000_000) {
-            prop_assert_eq!(
-                ours(micros, Precision::Millis),
-                chrono_text(micros, chrono::SecondsFormat::Millis)
-            );
-            prop_assert_eq!(
-                ours(micros, Precision::Micros),
-                chrono_text(micros, chrono::SecondsFormat::Micros)
-            );
+            for (ours, chrono) in both_texts(micros) {
+                prop_assert_eq!(ours, chrono);
+            }
         }
     }
 }
