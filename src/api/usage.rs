@@ -32,7 +32,7 @@ const HOUR_MICROS: i64 = 3_600_000_000;
 /// varies its user agent grow memory without bound.
 const MAX_PENDING: usize = 100_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
     token_id: String,
     workspace_id: String,
@@ -45,9 +45,9 @@ struct Key {
 }
 
 /// A `Key` borrowed from the request, so that counting a use under a key
-/// already pending allocates nothing. Its fields and their order are
-/// `Key`'s, so both hash alike.
-#[derive(Hash)]
+/// already pending allocates nothing. `Key` hashes as its `KeyRef`, so the
+/// two always hash alike.
+#[derive(Hash, PartialEq, Eq)]
 struct KeyRef<'a> {
     token_id: &'a str,
     workspace_id: &'a str,
@@ -59,16 +59,30 @@ struct KeyRef<'a> {
     status_class: &'static str,
 }
 
+impl Key {
+    fn borrowed(&self) -> KeyRef<'_> {
+        KeyRef {
+            token_id: &self.token_id,
+            workspace_id: &self.workspace_id,
+            hour: self.hour,
+            client_address: &self.client_address,
+            user_agent: &self.user_agent,
+            method: self.method,
+            route: &self.route,
+            status_class: self.status_class,
+        }
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.borrowed().hash(state);
+    }
+}
+
 impl Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, key: &Key) -> bool {
-        self.token_id == key.token_id
-            && self.workspace_id == key.workspace_id
-            && self.hour == key.hour
-            && self.client_address == key.client_address
-            && self.user_agent == key.user_agent
-            && self.method == key.method
-            && self.route == key.route
-            && self.status_class == key.status_class
+        *self == key.borrowed()
     }
 }
 
