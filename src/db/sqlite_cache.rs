@@ -207,7 +207,6 @@ fn same_args(kept: &[OwnedArg], asked: &[Arg<'_>]) -> bool {
 
 /// The result of one point read: its row, if there was one, and the value
 /// that row was first decoded into.
-#[derive(Default)]
 pub struct KeptRead {
     row: Option<OwnedRow>,
     decoded: OnceLock<Box<dyn Any + Send + Sync>>,

@@ -242,11 +242,12 @@ impl SqliteDirect {
             let mut rows = statement.raw_query();
             rows.next()?.map(OwnedRow::read).transpose()
         })?;
+        let Some(version) = version else {
+            return row.as_ref().map(T::from_row).transpose();
+        };
         let read = Arc::new(KeptRead::new(row));
         let found = read.decode()?;
-        if let Some(version) = version {
-            self.point_reads.put(version, sql, args, read);
-        }
+        self.point_reads.put(version, sql, args, read);
         Ok(found)
     }
 
