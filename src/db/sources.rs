@@ -1,5 +1,7 @@
 //! `sources`: where a workspace's events come from.
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use super::pagination::{self, Keyed, Page, PageQuery, Position};
@@ -58,6 +60,10 @@ impl Keyed for Source {
     }
 }
 
+/// Every authenticated `GET /sources/{id}` runs it: its text is built once.
+static FIND: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM sources WHERE id = $1 AND workspace_id = $2"));
+
 /// The source `id` of the workspace; None also for other workspaces' ids.
 pub async fn find(
     conn: impl Into<Conn<'_>>,
@@ -65,10 +71,7 @@ pub async fn find(
     id: &SourceId,
 ) -> Result<Option<Source>> {
     conn.into()
-        .fetch_optional(
-            &format!("SELECT {COLUMNS} FROM sources WHERE id = $1 AND workspace_id = $2"),
-            args![id, workspace_id],
-        )
+        .fetch_optional(&FIND, args![id, workspace_id])
         .await
 }
 

@@ -4,6 +4,8 @@
 //! alike; an access token also has its app, scopes and expiry. `/tokens`
 //! lists, reads and revokes by id the Public API tokens only.
 
+use std::sync::LazyLock;
+
 use super::pagination::{self, Keyed, Page, PageQuery, Position};
 use super::{placeholders, Backend, Conn, Db, FromRow, Result, Row, Text, ToArg, Tx, MAX_BINDS};
 use crate::args;
@@ -150,14 +152,13 @@ pub async fn find_many(
     conn.into().fetch_all(&sql, &binds).await
 }
 
+static FIND_BY_HASH: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1"));
+
 /// The token of either kind with this hash, revoked or not: every
-/// authenticated request.
+/// authenticated request, so its text is built once.
 pub async fn find_by_hash(db: &Db, hash: &TokenHash) -> Result<Option<Token>> {
-    db.fetch_optional(
-        &format!("SELECT {COLUMNS} FROM tokens WHERE token_hash = $1"),
-        args![hash],
-    )
-    .await
+    db.fetch_optional(&FIND_BY_HASH, args![hash]).await
 }
 
 /// The tokens, revoked ones included, whose hash is in `hashes`: one query
