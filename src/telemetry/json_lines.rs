@@ -8,7 +8,7 @@
 //! JSON members and spliced into each line as they are, and the event's
 //! fields are written straight into the line.
 
-use std::fmt::{self, Write as _};
+use std::fmt::{self, Write};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
@@ -31,9 +31,8 @@ impl<'writer> FormatFields<'writer> for JsonMembers {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut members = Members::default();
-        fields.record(&mut members);
-        writer.write_str(&members.text)
+        fields.record(&mut Members::new(&mut writer));
+        Ok(())
     }
 
     fn add_fields(
@@ -41,12 +40,9 @@ impl<'writer> FormatFields<'writer> for JsonMembers {
         current: &'writer mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut members = Members::default();
+        let mut members = Members::new(&mut current.fields);
+        members.first = members.out.is_empty();
         fields.record(&mut members);
-        if !current.fields.is_empty() && !members.text.is_empty() {
-            current.fields.push(',');
-        }
-        current.fields.push_str(&members.text);
         Ok(())
     }
 }
@@ -63,128 +59,166 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"timestamp\":\"");
-        write_rfc3339(&mut line, now_micros(), Precision::Micros)?;
-        line.push_str("\",\"level\":\"");
-        line.push_str(meta.level().as_str());
-        line.push('"');
-        let mut members = Members::default();
+        let line = &mut writer;
+        line.write_str("{\"timestamp\":\"")?;
+        write_rfc3339(line, now_micros(), Precision::Micros)?;
+        line.write_str("\",\"level\":\"")?;
+        line.write_str(meta.level().as_str())?;
+        line.write_char('"')?;
+        let mut members = Members::new(line);
+        members.first = false;
         event.record(&mut members);
-        if !members.text.is_empty() {
-            line.push(',');
-            line.push_str(&members.text);
-        }
-        line.push_str(",\"target\":");
-        push_json_string(&mut line, meta.target());
+        line.write_str(",\"target\":")?;
+        push_json_string(line, meta.target())?;
         if let Some(span) = ctx.lookup_current() {
-            line.push_str(",\"span\":{\"name\":");
-            push_json_string(&mut line, span.name());
+            line.write_str(",\"span\":{\"name\":")?;
+            push_json_string(line, span.name())?;
             let extensions = span.extensions();
             if let Some(fields) = extensions.get::<FormattedFields<N>>() {
                 if !fields.fields.is_empty() {
-                    line.push(',');
-                    line.push_str(&fields.fields);
+                    line.write_char(',')?;
+                    line.write_str(&fields.fields)?;
                 }
             }
-            line.push('}');
+            line.write_char('}')?;
         }
-        line.push_str("}\n");
-        writer.write_str(&line)
+        line.write_str("}\n")
     }
 }
 
-/// Fields written as JSON members.
-#[derive(Default)]
-struct Members {
-    text: String,
+/// Fields written as JSON members straight into the output, numbers as
+/// serde_json writes them (itoa, ryu). A failed write can only be the
+/// output's, which the formatter reports after the fields.
+struct Members<'a, W: Write> {
+    out: &'a mut W,
+    first: bool,
 }
 
-impl Members {
+impl<'a, W: Write> Members<'a, W> {
+    fn new(out: &'a mut W) -> Self {
+        Members { out, first: true }
+    }
+
     fn name(&mut self, field: &Field) {
-        if !self.text.is_empty() {
-            self.text.push(',');
+        if !std::mem::take(&mut self.first) {
+            let _ = self.out.write_char(',');
         }
-        push_json_string(&mut self.text, field.name());
-        self.text.push(':');
+        let _ = push_json_string(self.out, field.name());
+        let _ = self.out.write_char(':');
     }
 }
 
-impl Visit for Members {
+impl<W: Write> Visit for Members<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.name(field);
-        push_json_string(&mut self.text, value);
+        let _ = push_json_string(self.out, value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.name(field);
-        let _ = write!(self.text, "{value}");
+        let _ = self.out.write_str(itoa::Buffer::new().format(value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.name(field);
-        let _ = write!(self.text, "{value}");
+        let _ = self.out.write_str(itoa::Buffer::new().format(value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.name(field);
-        if value.is_finite() {
-            let _ = write!(self.text, "{value}");
-        } else {
-            self.text.push_str("null");
-        }
+        let _ = match value.is_finite() {
+            true => self.out.write_str(ryu::Buffer::new().format_finite(value)),
+            false => self.out.write_str("null"),
+        };
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
         self.name(field);
-        self.text.push_str(if value { "true" } else { "false" });
+        let _ = self.out.write_str(if value { "true" } else { "false" });
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.name(field);
-        // Written straight into the line, and escaped only if it must be
-        // (messages and ids rarely need it).
-        self.text.push('"');
-        let start = self.text.len();
-        let _ = write!(self.text, "{value:?}");
-        if needs_escaping(&self.text[start..]) {
-            let raw = self.text.split_off(start);
-            self.text.pop();
-            push_json_string(&mut self.text, &raw);
-        } else {
-            self.text.push('"');
-        }
+        let _ = self.out.write_char('"');
+        let _ = write!(Escaped(self.out), "{value:?}");
+        let _ = self.out.write_char('"');
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.name(field);
-        push_json_string(&mut self.text, &value.to_string());
+        let _ = push_json_string(self.out, &value.to_string());
     }
 }
 
-/// What JSON requires escaped (as serde_json escapes it): quotes,
-/// backslashes and control characters.
-fn needs_escaping(value: &str) -> bool {
-    value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+/// A JSON string's contents, escaped as serde_json escapes them, as they
+/// are written: no String of its own, whatever the pieces.
+struct Escaped<'a, W: Write>(&'a mut W);
+
+impl<W: Write> Write for Escaped<'_, W> {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (at, &byte) in piece.as_bytes().iter().enumerate() {
+            if !ESCAPED[byte as usize] {
+                continue;
+            }
+            self.0.write_str(&piece[plain..at])?;
+            plain = at + 1;
+            match byte {
+                b'"' => self.0.write_str("\\\""),
+                b'\\' => self.0.write_str("\\\\"),
+                b'\n' => self.0.write_str("\\n"),
+                b'\r' => self.0.write_str("\\r"),
+                b'\t' => self.0.write_str("\\t"),
+                0x08 => self.0.write_str("\\b"),
+                0x0c => self.0.write_str("\\f"),
+                _ => write!(self.0, "\\u{byte:04x}"),
+            }?;
+        }
+        self.0.write_str(&piece[plain..])
+    }
 }
 
-fn push_json_string(out: &mut String, value: &str) {
-    if needs_escaping(value) {
-        let escaped = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".into());
-        out.push_str(&escaped);
-    } else {
-        out.push('"');
-        out.push_str(value);
-        out.push('"');
+/// The bytes JSON requires escaped: quotes, backslashes and control
+/// characters. A table, because every byte of every log line is looked up.
+const ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
     }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+fn push_json_string(out: &mut impl Write, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    Escaped(out).write_str(value)?;
+    out.write_char('"')
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
     use test_support::output::Captured;
     use tracing_subscriber::prelude::*;
 
     use super::*;
+
+    proptest! {
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(text in "(?s).{0,40}", cut in 0usize..40) {
+            let mut whole = String::new();
+            push_json_string(&mut whole, &text).unwrap();
+            prop_assert_eq!(&whole, &serde_json::to_string(&text).unwrap());
+            // Written in two pieces, as a Debug impl may write it.
+            let cut = (0..=cut.min(text.len())).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+            let mut pieces = String::new();
+            write!(Escaped(&mut pieces), "{}{}", &text[..cut], &text[cut..]).unwrap();
+            prop_assert_eq!(format!("\"{pieces}\""), whole);
+        }
+    }
 
     #[test]
     fn lines_are_json_objects_with_the_span() {
