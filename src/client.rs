@@ -53,6 +53,16 @@ impl Client {
 /// Control characters dropped, trimmed, and cut at `MAX_USER_AGENT`
 /// characters.
 fn clean_user_agent(raw: &str) -> String {
+    // Most agents are short printable ASCII with nothing to drop or trim.
+    let printable = |b: &u8| (0x21..0x7f).contains(b);
+    let bytes = raw.as_bytes();
+    if raw.len() <= MAX_USER_AGENT
+        && bytes.first().is_some_and(printable)
+        && bytes.last().is_some_and(printable)
+        && bytes.iter().all(|b| *b == b' ' || printable(b))
+    {
+        return raw.to_string();
+    }
     raw.chars()
         .filter(|c| !c.is_control())
         .take(MAX_USER_AGENT)
@@ -198,5 +208,21 @@ mod tests {
     fn user_agents_lose_control_characters_and_length() {
         assert_eq!(clean_user_agent(" curl/8\u{7}.0 "), "curl/8.0");
         assert_eq!(clean_user_agent(&"x".repeat(1000)).len(), MAX_USER_AGENT);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_plain_ascii_shortcut_cleans_as_the_general_rule(
+            agent in "[ -~\t]{0,20}|(?s).{0,20}|[a-z]{250,260}",
+        ) {
+            let general: String = agent
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT)
+                .collect::<String>()
+                .trim()
+                .to_string();
+            proptest::prop_assert_eq!(clean_user_agent(&agent), general);
+        }
     }
 }
