@@ -90,6 +90,25 @@ fn sqlx_unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
     }
 }
 
+/// SQLITE_BUSY or SQLITE_LOCKED from sqlx's SQLite driver: a lock another
+/// connection holds, which this one did not wait for.
+pub fn is_sqlite_busy(err: &sqlx::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| {
+                matches!(
+                    rusqlite::ffi::Error::new(code & 0xff).code,
+                    DatabaseBusy | DatabaseLocked
+                )
+            })
+}
+
 fn sqlite_code_reason(code: rusqlite::ErrorCode) -> Option<&'static str> {
     use rusqlite::ErrorCode::*;
     match code {

@@ -129,17 +129,30 @@ impl Db {
             .busy_timeout(Duration::from_secs(5));
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let file = (!in_memory).then(|| options.get_filename().to_path_buf());
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            // An embedded connection cannot drop; sqlx's default ping
-            // before every acquire is one more round trip to the
-            // connection's thread for each statement.
-            .test_before_acquire(false)
-            .after_release(|conn, _| Box::pin(writer_is_idle(conn)))
-            .connect_with(options)
-            .await
-            .map_err(|e| explain_sqlite_open_error(e, file.as_deref()))?;
+        let started = std::time::Instant::now();
+        let writer = loop {
+            let opened = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                // An embedded connection cannot drop; sqlx's default ping
+                // before every acquire is one more round trip to the
+                // connection's thread for each statement.
+                .test_before_acquire(false)
+                .after_release(|conn, _| Box::pin(writer_is_idle(conn)))
+                .connect_with(options.clone())
+                .await;
+            match opened {
+                // Processes opening a new file together meet in its switch
+                // to WAL, where SQLite answers BUSY at once rather than
+                // wait: a lock upgrade that waiting could deadlock.
+                Err(e) if error::is_sqlite_busy(&e) && started.elapsed() < OPEN_PATIENCE => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                opened => {
+                    break opened.map_err(|e| explain_sqlite_open_error(e, file.as_deref()))?
+                }
+            }
+        };
         // Opened after the writer, which switched the file to WAL.
         let direct = match &file {
             Some(path) => Some(Box::new(SqliteDirect::open(path)?)),
@@ -582,6 +595,10 @@ async fn writer_is_idle(
 
 /// SQLite says only "unable to open database file" when the file or its
 /// file system is read-only; trying to open it for writing names the cause.
+/// How long opening a SQLite file tries again while other processes hold
+/// it, as long as the busy timeout of every connection.
+const OPEN_PATIENCE: Duration = Duration::from_secs(5);
+
 fn explain_sqlite_open_error(err: sqlx::Error, path: Option<&Path>) -> anyhow::Error {
     let Some(path) = path else {
         return err.into();
