@@ -87,8 +87,8 @@ where
 }
 
 /// Fields written as JSON members straight into the output, numbers as
-/// serde_json writes them (itoa, ryu). A failed write can only be the
-/// output's, which the formatter reports after the fields.
+/// serde_json writes them (itoa, ryu). `Visit` cannot return an error: the
+/// outputs are Strings, and a failing one fails the formatter's next write.
 struct Members<'a, W: Write> {
     out: &'a mut W,
     first: bool,
