@@ -20,12 +20,15 @@ use tokio::task::JoinHandle;
 
 use crate::db::alerts::{self, AlertRecord, ALERT_COLUMNS};
 use crate::db::batches::spawn_batches;
-use crate::db::{rows_per_statement, Db};
+use crate::db::{rows_per_statement, Backend, Db};
 
-/// How long a batch waits for more alerts after its first. Verifying a
-/// signature takes long enough that alerts trickle in one by one under
-/// load; without the wait, each was nearly a batch of its own, and each
-/// batch costs several round trips to sqlx's SQLite thread.
+/// How long a batch waits for more alerts after its first, on SQLite.
+/// Verifying a signature takes long enough that alerts trickle in one by
+/// one under load; without the wait, each was nearly a batch of its own,
+/// and each batch costs several round trips to sqlx's SQLite thread. On
+/// PostgreSQL a batch waits for nothing: the alerts that arrive while one
+/// INSERT is in flight are the next batch, and the wait only added to each
+/// alert's time (0.40-0.43 V with it, 0.48-0.50 V without).
 const GATHER: std::time::Duration = std::time::Duration::from_millis(1);
 
 struct Pending {
@@ -48,9 +51,13 @@ impl AlertRecorder {
     pub fn start(db: Db, shutdown: watch::Receiver<bool>) -> (AlertRecorder, JoinHandle<()>) {
         let writer = db.clone();
         // One statement per batch, so a batch is written whole or not at all.
+        let gather = match db.backend() {
+            Backend::Sqlite => GATHER,
+            Backend::Postgres => std::time::Duration::ZERO,
+        };
         let (queue, task) = spawn_batches(
             rows_per_statement(ALERT_COLUMNS),
-            GATHER,
+            gather,
             shutdown,
             move |batch| {
                 let db = writer.clone();
