@@ -78,12 +78,8 @@ fn sqlx_unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
                     }
                     _ => None,
                 }
-            } else if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                // Extended result codes; the primary code is the low byte.
-                let primary = db.code()?.parse::<i32>().ok()? & 0xff;
-                sqlite_code_reason(rusqlite::ffi::Error::new(primary).code)
             } else {
-                None
+                sqlite_code_reason(sqlx_sqlite_code(db.as_ref())?)
             }
         }
         _ => None,
@@ -94,19 +90,22 @@ fn sqlx_unavailable_reason(err: &sqlx::Error) -> Option<&'static str> {
 /// connection holds, which this one did not wait for.
 pub fn is_sqlite_busy(err: &sqlx::Error) -> bool {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-    let sqlx::Error::Database(db) = err else {
-        return false;
-    };
-    db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
-        && db
-            .code()
-            .and_then(|code| code.parse::<i32>().ok())
-            .is_some_and(|code| {
-                matches!(
-                    rusqlite::ffi::Error::new(code & 0xff).code,
-                    DatabaseBusy | DatabaseLocked
-                )
-            })
+    match err {
+        sqlx::Error::Database(db) => matches!(
+            sqlx_sqlite_code(db.as_ref()),
+            Some(DatabaseBusy | DatabaseLocked)
+        ),
+        _ => false,
+    }
+}
+
+/// The primary result code of an error from sqlx's SQLite driver; None for
+/// another driver's.
+fn sqlx_sqlite_code(db: &dyn sqlx::error::DatabaseError) -> Option<rusqlite::ErrorCode> {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()?;
+    // Extended result codes; the primary code is the low byte.
+    let primary = db.code()?.parse::<i32>().ok()? & 0xff;
+    Some(rusqlite::ffi::Error::new(primary).code)
 }
 
 fn sqlite_code_reason(code: rusqlite::ErrorCode) -> Option<&'static str> {
