@@ -31,7 +31,7 @@ impl<'writer> FormatFields<'writer> for JsonMembers {
         mut writer: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        fields.record(&mut Members::new(&mut writer));
+        fields.record(&mut Members::new(&mut writer, true));
         Ok(())
     }
 
@@ -40,9 +40,8 @@ impl<'writer> FormatFields<'writer> for JsonMembers {
         current: &'writer mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut members = Members::new(&mut current.fields);
-        members.first = members.out.is_empty();
-        fields.record(&mut members);
+        let first = current.fields.is_empty();
+        fields.record(&mut Members::new(&mut current.fields, first));
         Ok(())
     }
 }
@@ -65,9 +64,7 @@ where
         line.write_str("\",\"level\":\"")?;
         line.write_str(meta.level().as_str())?;
         line.write_char('"')?;
-        let mut members = Members::new(line);
-        members.first = false;
-        event.record(&mut members);
+        event.record(&mut Members::new(line, false));
         line.write_str(",\"target\":")?;
         push_json_string(line, meta.target())?;
         if let Some(span) = ctx.lookup_current() {
@@ -95,8 +92,10 @@ struct Members<'a, W: Write> {
 }
 
 impl<'a, W: Write> Members<'a, W> {
-    fn new(out: &'a mut W) -> Self {
-        Members { out, first: true }
+    /// `first`: nothing is written before these members, so the first
+    /// one needs no comma.
+    fn new(out: &'a mut W, first: bool) -> Self {
+        Members { out, first }
     }
 
     fn name(&mut self, field: &Field) {
