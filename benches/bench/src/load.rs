@@ -23,8 +23,7 @@ impl Load {
 
 /// `connections` connections cycle through `requests` for `duration`, all
 /// on one thread of their own, as `wrk -t1` runs them: on two cores, a
-/// generator on two threads wakes twice as often and takes that CPU from
-/// the server it measures. Every answer must have status `expect`:
+/// generator's second thread competes with the server it measures. Every answer must have status `expect`:
 /// anything else stops the run with an error, so a failing server never
 /// passes for a fast one.
 pub async fn closed_loop(
